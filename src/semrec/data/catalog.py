@@ -92,7 +92,7 @@ class ItemCatalog:
     def render(
         self, template: str | None = None, item_index: Sequence[int] | np.ndarray | None = None
     ) -> list[str]:
-        """Render items as strings (default: ``text_template``, else every field as ``name: value``)."""
+        """Render items as strings (default ``text_template``, else ``name: value`` per field)."""
         rows = self.fields if item_index is None else self.fields.iloc[np.asarray(item_index)]
         template = template or self.text_template
         if template is None:
@@ -107,7 +107,13 @@ class ItemCatalog:
         return self.render(self.title_template, item_index)
 
     def text_coverage(self) -> float:
-        """Fraction of items whose rendered text is non-empty."""
-        if not len(self):
+        """Fraction of items with a non-empty text field among those ``text_template`` uses.
+
+        Without a text template there is no text to encode (identifier fields such as an
+        ASIN are not text), so coverage is 0.
+        """
+        if not len(self) or self.text_template is None:
             return 0.0
-        return float(np.mean([bool(text.strip(" .:,—-")) for text in self.render()]))
+        fields = self.fields[sorted(set(_template_fields(self.text_template)))]
+        filled = fields.apply(lambda column: column.str.strip() != "")
+        return float(filled.any(axis=1).mean())

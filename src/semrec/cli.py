@@ -1,0 +1,287 @@
+"""The ``semrec`` command line (Typer + Rich). The only place that reads argv and environment."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from semrec.errors import SemrecError
+from semrec.progress import Advance, reporting_to
+
+app = typer.Typer(
+    name="semrec",
+    help="Recommender systems that learn from behaviour and item meaning together.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+data_app = typer.Typer(help="Inspect data sets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+errors = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option(help="Folder holding the named data sets (else $SEMREC_DATA, ../shared/data)."),
+]
+
+
+class RichReporter:
+    """Shows library progress as Rich bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    @contextmanager
+    def task(self, description: str, total: int | None) -> Iterator[Advance]:
+        task_id = self.progress.add_task(description, total=total, info="")
+
+        def advance(steps: int = 1, **fields: Any) -> None:
+            info = " ".join(f"{key} {value:.4g}" for key, value in fields.items())
+            self.progress.update(task_id, advance=steps, info=info)
+
+        try:
+            yield advance
+        finally:
+            self.progress.remove_task(task_id)
+
+
+@contextmanager
+def rich_progress() -> Iterator[None]:
+    bars = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=errors,
+        transient=True,
+    )
+    with bars, reporting_to(RichReporter(bars)):
+        yield
+
+
+def friendly_errors(command: Callable) -> Callable:
+    """Turn user-fixable errors into one red line and exit status 2, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with rich_progress():
+                return command(*args, **kwargs)
+        except SemrecError as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            errors.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _location(data_dir: Path | None):
+    from semrec.experiment import DataLocation
+
+    return DataLocation(data_dir=data_dir, env_data_dir=os.environ.get("SEMREC_DATA"))
+
+
+SHORT_NAMES = {
+    "recall": "R",
+    "ndcg": "N",
+    "precision": "P",
+    "hit_rate": "HR",
+    "mrr": "MRR",
+    "map": "MAP",
+    "coverage": "Cov",
+}
+
+
+def _short(column: str) -> str:
+    metric, at, k = column.partition("@")
+    return f"{SHORT_NAMES.get(metric, metric)}@{k}" if at else column
+
+
+def _metrics_table(title: str, rows: dict[str, dict[str, Any]], columns: list[str]) -> Table:
+    table = Table(title=title, caption="R recall, N NDCG, HR hit rate, Cov catalogue coverage")
+    table.add_column("model", no_wrap=True)
+    for column in columns:
+        table.add_column(_short(column), justify="right", no_wrap=True)
+    for model, values in rows.items():
+        cells = [values.get(c, "") for c in columns]
+        table.add_row(model, *[f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells])
+    return table
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False):
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s")
+
+
+@app.command()
+@friendly_errors
+def demo(
+    out: Annotated[Path, typer.Option(help="Where to write report.md and metrics.json.")] = Path(
+        "runs/demo"
+    ),
+    mf_epochs: Annotated[int | None, typer.Option(help="Override MF-BPR epochs.")] = None,
+    max_users: Annotated[
+        int | None, typer.Option(help="Use only the first N users (a quick smoke run).")
+    ] = None,
+) -> None:
+    """Train MostPop, ItemKNN, EASE and MF-BPR on the bundled X-Wines data and compare them."""
+    from semrec.demo import CITATION, run_demo
+
+    console.print("[bold]semrec demo[/]: X-Wines Slim (bundled, CC0), ratings >= 4 as positives")
+    result = run_demo(out, mf_epochs=mf_epochs, max_users=max_users)
+    console.print(
+        _metrics_table("Full ranking, random 80/20 per user", result.rows, result.columns)
+    )
+    for sample in result.samples:
+        console.print(f"\n[bold]user {sample.user_id}[/] liked: " + "; ".join(sample.history))
+        for name, titles in sample.recommendations.items():
+            console.print(f"  [cyan]{name:>8}[/] top-5: " + "; ".join(titles), highlight=False)
+    console.print(f"report: {result.report_path}")
+    console.print(f"[dim]{CITATION}[/]")
+
+
+@app.command()
+@friendly_errors
+def train(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Experiment YAML file.")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config field: model.params.epochs=5."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run an experiment config: fit, evaluate, write runs/<name>/."""
+    from semrec.config import load_config
+    from semrec.evaluation.report import metric_columns
+    from semrec.experiment import METRICS_FILE, run_experiment
+
+    experiment = load_config(config, set_ or [])
+    run_dir = run_experiment(experiment, _location(data_dir))
+    record = json.loads((run_dir / METRICS_FILE).read_text())
+    columns = metric_columns(experiment.evaluation.ks, ("recall", "ndcg", "hit_rate", "coverage"))
+    rows = {record["model"]: {**record["metrics"], "fit s": f"{record['fit_seconds']:.1f}"}}
+    console.print(_metrics_table(f"run {experiment.name}", rows, [*columns, "fit s"]))
+    console.print(f"run directory: {run_dir}")
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `semrec train`.")],
+    k: Annotated[list[int] | None, typer.Option("--k", help="Cutoffs (repeatable).")] = None,
+    part: Annotated[str, typer.Option(help="test or valid")] = "test",
+    data_dir: DataDir = None,
+) -> None:
+    """Re-evaluate a saved run's model on its split."""
+    from semrec.evaluation import evaluate as evaluate_model
+    from semrec.evaluation.report import metric_columns
+    from semrec.experiment import load_run
+
+    if part not in ("test", "valid"):
+        raise SemrecError(f"--part must be test or valid, got {part!r}")
+    config, _, data_split, model = load_run(run_dir, _location(data_dir))
+    ks = sorted(set(k)) if k else config.evaluation.ks
+    result = evaluate_model(model, data_split, ks=ks, part=part)
+    columns = metric_columns(ks, ("recall", "ndcg", "precision", "hit_rate", "mrr", "map"))
+    console.print(_metrics_table(f"{config.name} ({part})", {model.name: result.metrics}, columns))
+    console.print(f"protocol: {result.protocol}")
+
+
+@app.command()
+@friendly_errors
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `semrec train`.")],
+    user: Annotated[list[str] | None, typer.Option(help="User id (repeatable).")] = None,
+    history: Annotated[
+        str | None, typer.Option(help="Comma-separated item ids, for a user the model never saw.")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, max=1000)] = 10,
+    data_dir: DataDir = None,
+) -> None:
+    """Top-k items, with titles, for known users or for a history of items."""
+    from semrec.experiment import load_run
+    from semrec.models import Query
+
+    if not user and not history:
+        raise SemrecError("give --user ID (repeatable) or --history ITEM,ITEM,...")
+    _, dataset, data_split, model = load_run(run_dir, _location(data_dir))
+    train = data_split.train
+    if history:
+        queries = [("history", Query.histories([train.item_index_of(history.split(","))]))]
+    else:
+        queries = [(u, Query.users(train.user_index_of([u]))) for u in user]
+    for label, query in queries:
+        top = model.recommend(query, k)
+        items = top.item_index[0].cpu().numpy()
+        scores = top.scores[0].cpu().numpy()
+        table = Table(title=f"top-{k} for {label} ({model.name})")
+        table.add_column("rank", justify="right")
+        table.add_column("item_id")
+        table.add_column("title")
+        table.add_column("score", justify="right")
+        titles = dataset.catalog.titles(items) if dataset.catalog is not None else [""] * len(items)
+        for rank, (item, title, score) in enumerate(zip(items, titles, scores, strict=True), 1):
+            if np.isfinite(score):
+                table.add_row(str(rank), str(train.item_ids[item]), title, f"{score:.4f}")
+        console.print(table)
+
+
+@data_app.command("info")
+@friendly_errors
+def data_info(
+    name: Annotated[str, typer.Argument(help="A registered data set name or a path.")],
+    format: Annotated[str | None, typer.Option(help="File format when NAME is a path.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Statistics of a data set: users, items, interactions, density, text coverage."""
+    from semrec.data.registry import load_dataset
+
+    location = _location(data_dir)
+    dataset = load_dataset(
+        name, data_dir=location.data_dir, env_data_dir=location.env_data_dir, format=format
+    )
+    table = Table(title=f"data set {dataset.name}", show_header=False)
+    for key, value in dataset.summary().items():
+        table.add_row(
+            key,
+            f"{value:,}"
+            if isinstance(value, int) and not isinstance(value, bool)
+            else f"{value:.6g}"
+            if isinstance(value, float)
+            else str(value),
+        )
+    console.print(table)
+
+
+@data_app.command("list")
+@friendly_errors
+def data_list(data_dir: DataDir = None) -> None:
+    """Registered data sets and whether their files are present."""
+    from semrec.data.registry import REGISTRY, available_datasets
+
+    location = _location(data_dir)
+    present = set(
+        available_datasets(data_dir=location.data_dir, env_data_dir=location.env_data_dir)
+    )
+    table = Table(title="registered data sets")
+    table.add_column("name")
+    table.add_column("present")
+    table.add_column("description")
+    for name, spec in REGISTRY.items():
+        table.add_row(name, "yes" if name in present else "no", spec.description)
+    console.print(table)

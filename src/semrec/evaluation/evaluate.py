@@ -1,0 +1,125 @@
+"""Batched full-ranking evaluation: every item is a candidate, seen items are masked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from semrec.data.splits import Split
+from semrec.errors import ModelError
+from semrec.evaluation.beyond import beyond_accuracy
+from semrec.evaluation.metrics import mean_metrics, ranking_metrics
+from semrec.models.base import Query, Recommender, top_k
+from semrec.progress import progress
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationResult:
+    """Mean metrics, per-user values (for slices and significance tests) and the protocol."""
+
+    metrics: dict[str, float]
+    per_user: dict[str, np.ndarray]
+    user_index: np.ndarray
+    top_items: np.ndarray
+    protocol: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metrics": self.metrics,
+            "n_users": len(self.user_index),
+            "seconds": round(self.seconds, 3),
+            "protocol": self.protocol,
+        }
+
+
+def _rows_dense(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Bool [len(rows), n_cols] of the nonzeros in the given CSR rows."""
+    block = matrix[rows].tocoo()
+    dense = torch.zeros((len(rows), matrix.shape[1]), dtype=torch.bool, device=device)
+    dense[torch.from_numpy(block.row).to(device), torch.from_numpy(block.col).to(device)] = True
+    return dense
+
+
+def evaluate(
+    model: Recommender,
+    split: Split,
+    ks: Sequence[int] = (10, 20),
+    part: Literal["test", "valid"] = "test",
+    batch_size: int = 1024,
+    exclude_seen: bool = True,
+) -> EvaluationResult:
+    """Rank all items for every user with at least one ``part`` item and score the lists.
+
+    Excluded from each user's ranking: their training items, and at test time also their
+    validation items (``exclude_seen=False`` keeps them, for repeat-consumption protocols).
+    Metrics average over the evaluated users.
+    """
+    started = time.perf_counter()
+    target = split.test if part == "test" else split.valid
+    if target is None:
+        raise ModelError("the split has no validation part")
+    if (model.n_users, model.n_items) != (split.train.n_users, split.train.n_items):
+        raise ModelError(
+            f"{model.name} was trained on {model.n_users} users x {model.n_items} items, "
+            f"the split has {split.train.n_users} x {split.train.n_items}: not the same data"
+        )
+    relevant = target.user_items
+    excluded = split.train.user_items
+    if part == "test" and split.valid is not None:
+        excluded = excluded + split.valid.user_items
+    n_relevant_all = np.diff(relevant.indptr)
+    users = np.flatnonzero(n_relevant_all)
+    max_k = max(ks)
+    per_user_batches: list[dict[str, torch.Tensor]] = []
+    top_items_batches: list[np.ndarray] = []
+    batches = range(0, len(users), batch_size)
+    with torch.no_grad(), progress(f"Evaluating {model.name}", total=len(batches)) as advance:
+        for start in batches:
+            batch_users = users[start : start + batch_size]
+            scores = model.score(Query.users(batch_users))
+            device = scores.device
+            if exclude_seen:
+                scores = scores.masked_fill(_rows_dense(excluded, batch_users, device), -torch.inf)
+            ranked = top_k(scores, max_k).item_index
+            hits = _rows_dense(relevant, batch_users, device).gather(1, ranked)
+            n_relevant = torch.from_numpy(n_relevant_all[batch_users]).to(device)
+            per_user = ranking_metrics(hits, n_relevant, ks)
+            per_user_batches.append({name: value.cpu() for name, value in per_user.items()})
+            top_items_batches.append(ranked.cpu().numpy())
+            advance()
+    per_user = (
+        {
+            name: torch.cat([batch[name] for batch in per_user_batches]).numpy()
+            for name in per_user_batches[0]
+        }
+        if per_user_batches
+        else {}
+    )
+    top_items = np.concatenate(top_items_batches) if top_items_batches else np.empty((0, max_k))
+    metrics = mean_metrics({name: torch.from_numpy(v) for name, v in per_user.items()})
+    metrics.update(beyond_accuracy(top_items, split.train.item_counts(), split.train.n_users, ks))
+    protocol = {
+        **split.protocol,
+        "part": part,
+        "ranking": "full",
+        "excluded": ("train+valid" if part == "test" and split.valid is not None else "train")
+        if exclude_seen
+        else "none",
+        "ks": list(ks),
+        "evaluated_users": len(users),
+    }
+    return EvaluationResult(
+        metrics=metrics,
+        per_user=per_user,
+        user_index=users,
+        top_items=top_items,
+        protocol=protocol,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,24 @@
+"""Recommender models behind one protocol (see :mod:`semrec.models.base`) and their registry."""
+
+from semrec.models import baselines, mf  # noqa: F401  (registers the models)
+from semrec.models.base import (
+    MODEL_REGISTRY,
+    Query,
+    Recommender,
+    TopK,
+    TrainData,
+    load_model,
+    model_class,
+    top_k,
+)
+
+__all__ = [
+    "MODEL_REGISTRY",
+    "Query",
+    "Recommender",
+    "TopK",
+    "TrainData",
+    "load_model",
+    "model_class",
+    "top_k",
+]

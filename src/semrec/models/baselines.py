@@ -1,0 +1,152 @@
+"""Classical baselines: most popular, item-based kNN and EASE.
+
+All three score from a user's item set, so they also answer queries made of item histories
+(users never seen in training).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from pydantic import Field
+
+from semrec.models.base import (
+    ModelConfig,
+    Query,
+    Recommender,
+    TrainData,
+    csr_from_tensors,
+    csr_to_tensors,
+    register,
+)
+from semrec.progress import progress
+
+
+def _dense(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(matrix.todense(), dtype=np.float32)).to(device)
+
+
+@register
+class MostPop(Recommender):
+    """Recommends the items with the most distinct training users, to everyone."""
+
+    name = "most_pop"
+    accepts_history = True
+
+    class Config(ModelConfig):
+        pass
+
+    def _fit(self, data: TrainData) -> None:
+        self.popularity = torch.from_numpy(data.interactions.item_counts().astype(np.float32))
+
+    def score(self, query: Query) -> torch.Tensor:
+        self._require_fitted()
+        if query.history is None:
+            self.check_users(query)
+        return self.popularity.to(self.device).expand(len(query), -1).clone()
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {"popularity": self.popularity}
+
+    def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.popularity = tensors["popularity"]
+        if self.popularity.shape != (self.n_items,):
+            raise ValueError(f"popularity has shape {tuple(self.popularity.shape)}")
+
+
+@register
+class ItemKNN(Recommender):
+    """Item-based k-nearest-neighbours (Sarwar et al., WWW 2001; Deshpande & Karypis, TOIS 2004)
+    on binary feedback.
+
+    sim(i, j) = |U_i ∩ U_j| / (sqrt|U_i| sqrt|U_j| + shrinkage)   (cosine with shrinkage)
+
+    For every target item j only its ``n_neighbors`` most similar items i != j are kept; a
+    user's score for j is the sum of sim(i, j) over the items i in their history. This is
+    RecBole's ItemKNN, which we compare against.
+    """
+
+    name = "item_knn"
+    accepts_history = True
+
+    class Config(ModelConfig):
+        n_neighbors: int = Field(100, ge=1)
+        shrinkage: float = Field(0.0, ge=0)
+        block_size: int = Field(1024, ge=1, description="target items per similarity block")
+
+    def _fit(self, data: TrainData) -> None:
+        x = data.interactions.user_items.astype(np.float32).tocsc()
+        n_items = x.shape[1]
+        norms = np.sqrt(np.asarray(x.power(2).sum(axis=0)).ravel())
+        k = min(self.config.n_neighbors, n_items - 1)
+        rows, cols, values = [], [], []
+        blocks = range(0, n_items, self.config.block_size)
+        with progress("ItemKNN similarities", total=len(blocks)) as advance:
+            for start in blocks:
+                stop = min(start + self.config.block_size, n_items)
+                targets = np.arange(start, stop)
+                overlap = torch.from_numpy((x.T @ x[:, targets]).toarray())
+                denominator = torch.from_numpy(
+                    np.outer(norms, norms[targets]) + self.config.shrinkage
+                )
+                similarity = torch.where(denominator > 0, overlap / denominator, 0.0)
+                similarity[targets, np.arange(len(targets))] = 0.0  # no self-similarity
+                top_values, top_rows = torch.topk(similarity, k, dim=0)
+                keep = top_values > 0
+                rows.append(top_rows[keep].numpy())
+                cols.append(np.broadcast_to(targets, top_rows.shape)[keep.numpy()])
+                values.append(top_values[keep].numpy())
+                advance()
+        self.similarity = sp.csr_matrix(
+            (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_items, n_items),
+            dtype=np.float32,
+        )
+
+    def score(self, query: Query) -> torch.Tensor:
+        self._require_fitted()
+        return _dense(self.history_matrix(query) @ self.similarity, self.device)
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return csr_to_tensors(self.similarity, "similarity")
+
+    def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.similarity = csr_from_tensors(tensors, "similarity", (self.n_items, self.n_items))
+
+
+@register
+class EASE(Recommender):
+    """Embarrassingly Shallow Autoencoder (Steck, WWW 2019), closed form.
+
+    B = argmin ||X - XB||² + λ||B||²  s.t. diag(B) = 0, solved as P = (XᵀX + λI)⁻¹,
+    B_ij = -P_ij / P_jj (B_jj = 0). Scores are x_u B. The item x item matrix is dense, so
+    memory grows with n_items² (1 GiB of float64 at ~11k items).
+    """
+
+    name = "ease"
+    accepts_history = True
+
+    class Config(ModelConfig):
+        regularization: float = Field(250.0, gt=0, description="λ, the L2 weight on B")
+
+    def _fit(self, data: TrainData) -> None:
+        x = data.interactions.user_items
+        gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64)).to(self.device)
+        gram.diagonal().add_(self.config.regularization)
+        precision = torch.linalg.inv(gram)
+        weights = precision / (-precision.diagonal())
+        weights.diagonal().zero_()
+        self.weights = weights.to(torch.float32)
+
+    def score(self, query: Query) -> torch.Tensor:
+        self._require_fitted()
+        return _dense(self.history_matrix(query), self.device) @ self.weights.to(self.device)
+
+    def _state(self) -> dict[str, torch.Tensor]:
+        return {"weights": self.weights}
+
+    def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.weights = tensors["weights"]
+        if self.weights.shape != (self.n_items, self.n_items):
+            raise ValueError(f"weights have shape {tuple(self.weights.shape)}")

@@ -1,0 +1,17 @@
+"""Losses for implicit-feedback training."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def bpr_loss(positive_scores: torch.Tensor, negative_scores: torch.Tensor) -> torch.Tensor:
+    """Bayesian personalized ranking (Rendle et al., UAI 2009): mean -log sigmoid(pos - neg)."""
+    return F.softplus(negative_scores - positive_scores).mean()
+
+
+def l2_penalty(*embeddings: torch.Tensor) -> torch.Tensor:
+    """Sum of squared norms / 2, averaged over the batch (as the LightGCN reference code)."""
+    batch_size = embeddings[0].shape[0]
+    return sum(e.pow(2).sum() for e in embeddings) / (2 * batch_size)
