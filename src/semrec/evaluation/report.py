@@ -12,9 +12,11 @@ def metric_columns(ks: Sequence[int], metrics: Sequence[str] = TABLE_METRICS) ->
     return [f"{metric}@{k}" for metric in metrics for k in ks]
 
 
-def markdown_table(rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str]) -> str:
+def markdown_table(
+    rows: Mapping[str, Mapping[str, Any]], columns: Sequence[str], row_label: str = "model"
+) -> str:
     """``rows[model][column]`` -> a Markdown table (floats with 4 decimals)."""
-    header = "| model | " + " | ".join(columns) + " |"
+    header = f"| {row_label} | " + " | ".join(columns) + " |"
     rule = "|---|" + "---:|" * len(columns)
     lines = [header, rule]
     for model, values in rows.items():

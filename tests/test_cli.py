@@ -1,0 +1,117 @@
+"""End-to-end tests of the `semrec` command line on the bundled data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semrec.cli import app
+
+runner = CliRunner()
+CONFIGS = Path(__file__).parents[1] / "configs"
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_demo_end_to_end_on_a_reduced_setting(tmp_path):
+    result = invoke("demo", "--out", tmp_path, "--max-users", 800, "--mf-epochs", 2)
+    assert result.exit_code == 0, result.output
+    for model in ("most_pop", "item_knn", "ease", "mf_bpr"):
+        assert model in result.output
+    report = (tmp_path / "report.md").read_text()
+    assert "| ease |" in report and "protocol: random" in report and "Top-5 for user" in report
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert 0 < metrics["ease"]["metrics"]["recall@20"] <= 1
+    assert metrics["ease"]["metrics"]["recall@20"] > metrics["most_pop"]["metrics"]["recall@20"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs")
+    result = invoke(
+        "train",
+        "-c",
+        CONFIGS / "xwines-ease.yaml",
+        "--set",
+        f"output.dir={out}",
+        "--set",
+        "model.params.regularization=100",
+    )
+    assert result.exit_code == 0, result.output
+    return out / "xwines-ease"
+
+
+def test_train_writes_a_complete_run_directory(run_dir):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "report.md",
+        "train.log",
+        "model/manifest.json",
+        "model/weights.safetensors",
+    ):
+        assert (run_dir / name).is_file(), name
+    record = json.loads((run_dir / "metrics.json").read_text())
+    assert record["config"] == {"regularization": 100.0}  # the --set override was applied
+    assert record["protocol"]["protocol"] == "random"
+    assert record["protocol"]["ranking"] == "full"
+
+
+def test_evaluate_reproduces_the_training_metrics(run_dir):
+    result = invoke("evaluate", run_dir, "--k", 20)
+    assert result.exit_code == 0, result.output
+    recall = json.loads((run_dir / "metrics.json").read_text())["metrics"]["recall@20"]
+    assert f"{recall:.4f}" in result.output
+
+
+def test_recommend_for_a_known_user_and_for_a_history(run_dir):
+    result = invoke("recommend", run_dir, "--user", "1000024", "--k", 5)
+    assert result.exit_code == 0, result.output
+    assert "—" in result.output  # titles are "name — winery"
+    result = invoke("recommend", run_dir, "--history", "111415,100001", "--k", 3)
+    assert result.exit_code == 0, result.output
+    assert "top-3 for history" in result.output
+
+
+def test_recommend_for_an_unknown_user_is_a_clear_error(run_dir):
+    result = invoke("recommend", run_dir, "--user", "no-such-user")
+    assert result.exit_code == 2
+    assert "no-such-user" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_data_info_shows_statistics():
+    result = invoke("data", "info", "xwines")
+    assert result.exit_code == 0, result.output
+    assert "10,561" in result.output and "150,000" in result.output
+
+
+def test_bad_config_names_the_field(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "name: x\ndataset: {name: xwines}\nmodel: {name: ease}\nsplit: {protocol: sideways}\n"
+    )
+    result = invoke("train", "-c", config)
+    assert result.exit_code == 2
+    assert "bad.yaml" in result.output and "split" in result.output
+
+    config.write_text(
+        "name: x\ndataset: {name: xwines}\nmodel: {name: ease, params: {lambda: 3}}\n"
+    )
+    result = invoke("train", "-c", config, "--set", f"output.dir={tmp_path}")
+    assert result.exit_code == 2
+    assert "lambda" in result.output
+
+
+def test_malformed_data_file_names_file_and_line(tmp_path):
+    table = tmp_path / "events.csv"
+    table.write_text("user_id,item_id\n1,2\n3,4,5\n")
+    result = invoke("data", "info", table)
+    assert result.exit_code == 2
+    assert "events.csv" in result.output and "line 3" in result.output
+    assert "Traceback" not in result.output
