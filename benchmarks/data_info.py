@@ -1,6 +1,6 @@
 """`semrec data info` for every registered data set that is present, as one Markdown table.
 
-    .venv/bin/python benchmarks/data_info.py [--data-dir DIR]
+.venv/bin/python benchmarks/data_info.py [--data-dir DIR]
 """
 
 from __future__ import annotations

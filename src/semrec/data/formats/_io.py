@@ -357,6 +357,20 @@ def read_json(path: Path) -> object:
         ) from error
 
 
+def read_item_json(path: Path, key_description: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """``{"<integer key>": {"title": ..., ...}, ...}`` -> (fields as text, integer keys)."""
+    items = read_json(path)
+    if not isinstance(items, dict) or not all(isinstance(v, dict) for v in items.values()):
+        raise DataError(f'{path}: expected {{"<{key_description}>": {{"title": ..., ...}}, ...}}')
+    frame = pd.DataFrame.from_dict(items, orient="index")
+    keys = pd.Series(frame.index, dtype="str")
+    bad = ~keys.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool, na_value=False)
+    if bad.any():
+        raise DataError(f"{path}: key {keys[bad].iloc[0]!r} is not a {key_description}")
+    text = pd.DataFrame({column: [category_text(v) for v in frame[column]] for column in frame})
+    return text, keys.astype("int64").to_numpy()
+
+
 def read_jsonl(
     path: Path, required: list[str], expected: str = ""
 ) -> tuple[pd.DataFrame, np.ndarray]:

@@ -35,6 +35,7 @@ from semrec.data.formats._io import (
     integer_column,
     integer_interactions,
     read_delimited,
+    read_item_json,
     read_json,
     read_jsonl,
 )
@@ -99,17 +100,8 @@ def _item_text_jsonl(path: Path) -> pd.DataFrame:
 
 
 def _lcrec_item_json(path: Path) -> pd.DataFrame:
-    items = read_json(path)
-    if not isinstance(items, dict) or not all(isinstance(v, dict) for v in items.values()):
-        raise DataError(f'{path}: expected {{"<item_idx>": {{"title": ..., ...}}, ...}}')
-    frame = pd.DataFrame.from_dict(items, orient="index")
-    keys = pd.Series(frame.index, dtype="str")
-    bad = ~keys.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool, na_value=False)
-    if bad.any():
-        raise DataError(f"{path}: key {keys[bad].iloc[0]!r} is not an integer item index")
-    text = pd.DataFrame({"item_id": keys.astype("int64").to_numpy()})
-    for column in frame:
-        text[column] = [category_text(value) for value in frame[column]]
+    fields, keys = read_item_json(path, "integer item index")
+    text = pd.concat([pd.DataFrame({"item_id": keys}), fields], axis=1)
     return text
 
 

@@ -37,6 +37,7 @@ from semrec.data.formats._io import (
     find_file,
     integer_column,
     integer_interactions,
+    read_item_json,
     read_json,
     read_jsonl,
     read_user_lines,
@@ -77,20 +78,11 @@ def _item_text_jsonl(path: Path) -> tuple[pd.DataFrame, str | None]:
 
 
 def _letter_item_json(path: Path) -> tuple[pd.DataFrame, str | None]:
-    items = read_json(path)
-    if not isinstance(items, dict) or not all(isinstance(v, dict) for v in items.values()):
-        raise DataError(f'{path}: expected {{"<0-based id>": {{"title": ..., ...}}, ...}}')
-    frame = pd.DataFrame.from_dict(items, orient="index")
-    keys = pd.Series(frame.index, dtype="str")
-    bad = ~keys.str.fullmatch(r"\d+").to_numpy(dtype=bool, na_value=False)
-    if bad.any():
-        raise DataError(f"{path}: key {keys[bad].iloc[0]!r} is not a 0-based integer item id")
-    if "title" not in frame:
+    fields, keys = read_item_json(path, "0-based integer item id")
+    if "title" not in fields:
         raise DataError(f"{path}: items have no 'title' field")
-    text = pd.DataFrame({"item_id": keys.astype("int64").to_numpy() + 1})
-    for column in frame:
-        text[column] = [category_text(value) for value in frame[column]]
-    return text, "{title}. {description}" if "description" in frame else "{title}"
+    text = pd.concat([pd.DataFrame({"item_id": keys + 1}), fields], axis=1)
+    return text, "{title}. {description}" if "description" in fields else "{title}"
 
 
 def _idgenrec_keywords(path: Path) -> tuple[pd.DataFrame, str | None]:
