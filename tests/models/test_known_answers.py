@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from semrec.data import Interactions
+from semrec.errors import ModelError
 from semrec.models import MODEL_REGISTRY, Query, TrainData
 from tests.models.test_contract import FAST_PARAMS
 
@@ -48,3 +49,9 @@ def test_most_pop_ranks_by_distinct_users():
     top = model.recommend(Query.histories([[]]), k=3, exclude_seen=False)
     assert data.item_ids[top.item_index[0].numpy()].tolist() == ["x", "y", "z"]
     assert top.scores[0].tolist() == [3.0, 2.0, 1.0]
+
+
+def test_ease_refuses_a_catalogue_beyond_its_memory_limit():
+    model = MODEL_REGISTRY["ease"](memory_limit_gib=1e-6)
+    with pytest.raises(ModelError, match="memory_limit_gib"):
+        model.fit(TrainData(two_communities()))

@@ -70,6 +70,8 @@ def evaluate(
             f"{model.name} was trained on {model.n_users} users x {model.n_items} items, "
             f"the split has {split.train.n_users} x {split.train.n_items}: not the same data"
         )
+    if max(ks) > model.n_items:
+        raise ModelError(f"K={max(ks)} exceeds the catalogue size ({model.n_items} items)")
     relevant = target.user_items
     excluded = split.train.user_items
     if part == "test" and split.valid is not None:

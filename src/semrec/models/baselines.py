@@ -11,6 +11,7 @@ import scipy.sparse as sp
 import torch
 from pydantic import Field
 
+from semrec.errors import ModelError
 from semrec.models.base import (
     ModelConfig,
     Query,
@@ -129,9 +130,19 @@ class EASE(Recommender):
 
     class Config(ModelConfig):
         regularization: float = Field(250.0, gt=0, description="λ, the L2 weight on B")
+        memory_limit_gib: float = Field(
+            16.0, gt=0, description="refuse catalogues whose solve would need more memory"
+        )
 
     def _fit(self, data: TrainData) -> None:
         x = data.interactions.user_items
+        needed_gib = 3 * x.shape[1] ** 2 * 8 / 2**30  # Gram, inverse, weights (float64)
+        if needed_gib > self.config.memory_limit_gib:
+            raise ModelError(
+                f"ease: {x.shape[1]:,} items need about {needed_gib:.1f} GiB for the dense "
+                f"solve, above memory_limit_gib={self.config.memory_limit_gib}; raise the "
+                "limit if the machine has the memory, or use item_knn"
+            )
         gram = torch.from_numpy((x.T @ x).toarray().astype(np.float64)).to(self.device)
         gram.diagonal().add_(self.config.regularization)
         precision = torch.linalg.inv(gram)
