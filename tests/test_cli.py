@@ -57,7 +57,7 @@ def test_train_writes_a_complete_run_directory(run_dir):
     ):
         assert (run_dir / name).is_file(), name
     record = json.loads((run_dir / "metrics.json").read_text())
-    assert record["config"] == {"regularization": 100.0}  # the --set override was applied
+    assert record["config"]["regularization"] == 100.0  # the --set override was applied
     assert record["protocol"]["protocol"] == "random"
     assert record["protocol"]["ranking"] == "full"
 
