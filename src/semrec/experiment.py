@@ -63,9 +63,27 @@ def peak_memory_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fit_timed(model: Recommender, dataset: Dataset, data_split: Split) -> float:
+MONITOR_KS = (20,)
+
+
+def fit_timed(
+    model: Recommender, dataset: Dataset, data_split: Split, work_dir: Path | None = None
+) -> float:
+    """Fit and return seconds. Iterative models are monitored on the validation part, or,
+    where the split has none (paper protocols such as LightGCN's), on the test part: that
+    curve is recorded for learning curves only, never used to pick an epoch."""
+    part = "valid" if data_split.valid is not None else "test"
+
+    def monitor() -> dict[str, float]:
+        metrics = evaluate(model, data_split, ks=MONITOR_KS, part=part).metrics
+        return {
+            f"{part}_{name}": value
+            for name, value in metrics.items()
+            if name.split("@")[0] in ("recall", "ndcg")
+        }
+
     started = time.perf_counter()
-    model.fit(TrainData(data_split.train, dataset.catalog, data_split.valid))
+    model.fit(TrainData(data_split.train, dataset.catalog, data_split.valid, monitor, work_dir))
     return time.perf_counter() - started
 
 
@@ -82,7 +100,7 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
         data_split = split(dataset, config.split)
         log.info("data %s, split %s", dataset.summary(), data_split.summary())
         model = model_class(config.model.name)(**config.model.params)
-        fit_seconds = fit_timed(model, dataset, data_split)
+        fit_seconds = fit_timed(model, dataset, data_split, run_dir / "training")
         result = evaluate(
             model,
             data_split,

@@ -18,6 +18,7 @@ FAST_PARAMS: dict[str, dict] = {
     "item_knn": {"n_neighbors": 20, "shrinkage": 5.0, "block_size": 64},
     "ease": {"regularization": 50.0},
     "mf_bpr": {"epochs": 3, "batch_size": 256, "embedding_size": 16, "learning_rate": 1e-2},
+    "lightgcn": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
 }
 
 

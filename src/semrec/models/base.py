@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -40,11 +41,18 @@ class ModelConfig(BaseModel):
 
 @dataclass(frozen=True, eq=False)
 class TrainData:
-    """What ``fit`` receives: training interactions, optionally item text and validation data."""
+    """What ``fit`` receives: training interactions, optionally item text and validation data.
+
+    ``monitor`` (set by the experiment layer, which may import evaluation) returns metrics of
+    the model being trained; iterative models call it every ``eval_every`` epochs.
+    """
 
     interactions: Interactions
     catalog: ItemCatalog | None = None
     valid: Interactions | None = None
+    monitor: Callable[[], dict[str, float]] | None = None
+    #: where iterative models keep checkpoints and history.jsonl (resumed when present)
+    work_dir: Path | None = None
 
 
 @dataclass(frozen=True, eq=False)

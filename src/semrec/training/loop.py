@@ -1,0 +1,197 @@
+"""The epoch loop shared by learned models: evaluation every N epochs, early stopping,
+checkpoints that resume exactly, and a per-epoch history written as it goes.
+
+A checkpoint is ``checkpoint.safetensors`` (module weights, optimizer state, torch RNG) plus
+``checkpoint.json`` (epoch, history, numpy RNG state, best score); both are replaced
+atomically, so a crash loses at most the epoch in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from semrec.atomic import write_text_atomic
+from semrec.errors import ModelError
+from semrec.progress import progress
+
+log = logging.getLogger(__name__)
+
+Monitor = Callable[[], dict[str, float]]
+
+
+@dataclass
+class LoopSettings:
+    epochs: int
+    eval_every: int = 0  # 0: never evaluate during training
+    monitor_metric: str = "recall@20"  # a key of the monitor's result, any prefix (valid_...)
+    patience: int | None = None  # evaluations without improvement before stopping
+    checkpoint_dir: Path | None = None
+    history_path: Path | None = None
+
+
+@dataclass
+class LoopState:
+    epoch: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_score: float = float("-inf")
+    evaluations_since_best: int = 0
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors = {}
+    for param_id, param_state in state["state"].items():
+        for key, value in param_state.items():
+            tensors[f"optimizer.{param_id}.{key}"] = torch.as_tensor(value).clone()
+    return tensors, state["param_groups"]
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], param_groups: list
+) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, param_id, key = name.split(".", 2)
+            state.setdefault(int(param_id), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+
+
+def save_checkpoint(
+    directory: Path,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    state: LoopState,
+) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tensors = {f"module.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    optimizer_tensors, param_groups = _optimizer_tensors(optimizer)
+    tensors.update({k: v.cpu().contiguous() for k, v in optimizer_tensors.items()})
+    tensors["torch_rng"] = torch.get_rng_state()
+    staging = directory / ".checkpoint.safetensors.tmp"
+    save_file(tensors, staging)
+    os.replace(staging, directory / "checkpoint.safetensors")
+    meta = {
+        "epoch": state.epoch,
+        "history": state.history,
+        "best_score": state.best_score,
+        "evaluations_since_best": state.evaluations_since_best,
+        "numpy_rng": rng.bit_generator.state,
+        "param_groups": param_groups,
+    }
+    write_text_atomic(directory / "checkpoint.json", json.dumps(meta))
+
+
+def load_checkpoint(
+    directory: Path,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+) -> LoopState | None:
+    """Restore a checkpoint if ``directory`` holds one; returns its loop state."""
+    meta_path, weights_path = directory / "checkpoint.json", directory / "checkpoint.safetensors"
+    if not meta_path.is_file() or not weights_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        tensors = load_file(weights_path)
+        device = next(module.parameters()).device
+        module.load_state_dict(
+            {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
+        )
+        _restore_optimizer(
+            optimizer,
+            {k: v.to(device) if v.dim() else v for k, v in tensors.items()},
+            meta["param_groups"],
+        )
+        torch.set_rng_state(tensors["torch_rng"])
+        rng.bit_generator.state = meta["numpy_rng"]
+    except (OSError, KeyError, ValueError, RuntimeError, json.JSONDecodeError) as error:
+        raise ModelError(f"{directory}: cannot resume from checkpoint ({error})") from error
+    log.info("resumed from %s at epoch %d", directory, meta["epoch"])
+    return LoopState(
+        epoch=meta["epoch"],
+        history=meta["history"],
+        best_score=meta["best_score"],
+        evaluations_since_best=meta["evaluations_since_best"],
+    )
+
+
+def run_epochs(
+    settings: LoopSettings,
+    module: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: np.random.Generator,
+    train_epoch: Callable[[], float],
+    monitor: Monitor | None = None,
+    description: str = "Training",
+) -> LoopState:
+    """Run ``train_epoch`` (returns the mean loss) until ``settings.epochs`` or early stop."""
+    state = LoopState()
+    best_weights: dict[str, torch.Tensor] | None = None
+    if settings.checkpoint_dir is not None:
+        state = load_checkpoint(settings.checkpoint_dir, module, optimizer, rng) or state
+    if settings.history_path is not None:
+        settings.history_path.parent.mkdir(parents=True, exist_ok=True)
+        if state.epoch == 0:  # a fresh run: drop the history of an earlier one
+            settings.history_path.write_text("")
+    with progress(description, total=settings.epochs) as advance:
+        advance(state.epoch)
+        while state.epoch < settings.epochs:
+            started = time.perf_counter()
+            module.train()
+            loss = train_epoch()
+            state.epoch += 1
+            record: dict[str, Any] = {
+                "epoch": state.epoch,
+                "loss": loss,
+                "train_seconds": round(time.perf_counter() - started, 3),
+            }
+            stop = False
+            if (
+                monitor is not None
+                and settings.eval_every
+                and state.epoch % settings.eval_every == 0
+            ):
+                module.eval()
+                evaluated = time.perf_counter()
+                metrics = monitor()
+                record.update(metrics)
+                record["eval_seconds"] = round(time.perf_counter() - evaluated, 3)
+                score = next(v for k, v in metrics.items() if k.endswith(settings.monitor_metric))
+                if score > state.best_score:
+                    state.best_score, state.evaluations_since_best = score, 0
+                    if settings.patience is not None:
+                        best_weights = {k: v.clone() for k, v in module.state_dict().items()}
+                else:
+                    state.evaluations_since_best += 1
+                    stop = settings.patience is not None and (
+                        state.evaluations_since_best >= settings.patience
+                    )
+            state.history.append(record)
+            log.info("%s", record)
+            if settings.history_path is not None:
+                with open(settings.history_path, "a") as stream:
+                    stream.write(json.dumps(record) + "\n")
+            if settings.checkpoint_dir is not None:
+                save_checkpoint(settings.checkpoint_dir, module, optimizer, rng, state)
+            advance(loss=loss)
+            if stop:
+                log.info("early stop at epoch %d", state.epoch)
+                break
+    if best_weights is not None:  # early stopping keeps the best evaluated weights
+        module.load_state_dict(best_weights)
+    module.eval()
+    return state
