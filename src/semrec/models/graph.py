@@ -26,9 +26,8 @@ from pydantic import Field
 from torch import nn
 
 from semrec.models.base import ModelConfig, Query, Recommender, TrainData, register
-from semrec.training.loop import LoopSettings, run_epochs
-from semrec.training.losses import bpr_loss, l2_penalty
-from semrec.training.samplers import bpr_batches, n_batches
+from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
+from semrec.training.losses import l2_penalty
 
 
 def normalized_adjacency(user_items: sp.csr_matrix) -> sp.csr_matrix:
@@ -115,21 +114,21 @@ class LightGCN(Recommender):
             self.n_users, self.n_items, config.embedding_size, config.n_layers
         ).to(self.device)
         optimizer = torch.optim.Adam(self.module.parameters(), lr=config.learning_rate)
-        steps = n_batches(user_items, config.batch_size)
+
+        def forward(*batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            return self.module(self.adjacency, *batch)
 
         def train_epoch() -> float:
             self._final = None  # embeddings change: score() must propagate again
-            total = torch.zeros((), device=self.device)
-            for users, positives, negatives in bpr_batches(user_items, config.batch_size, rng):
-                batch = [torch.from_numpy(a).to(self.device) for a in (users, positives, negatives)]
-                positive_scores, negative_scores, penalty = self.module(self.adjacency, *batch)
-                loss = bpr_loss(positive_scores, negative_scores) + config.weight_decay * penalty
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach()
-            self._final = None
-            return total.item() / steps
+            return bpr_epoch(
+                forward,
+                optimizer,
+                user_items,
+                config.batch_size,
+                config.weight_decay,
+                rng,
+                self.device,
+            )
 
         work_dir = data.work_dir
         settings = LoopSettings(

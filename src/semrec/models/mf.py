@@ -10,19 +10,14 @@ learning rate 1e-3, batch 2048, L2 1e-4.
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
 
 from semrec.models.base import ModelConfig, Query, Recommender, TrainData, register
-from semrec.progress import progress
-from semrec.training.losses import bpr_loss, l2_penalty
-from semrec.training.samplers import bpr_batches, n_batches
-
-log = logging.getLogger(__name__)
+from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
+from semrec.training.losses import l2_penalty
 
 
 class MatrixFactorization(nn.Module):
@@ -69,26 +64,24 @@ class MFBPR(Recommender):
         self.module = MatrixFactorization(self.n_users, self.n_items, config.embedding_size)
         self.module.to(self.device)
         optimizer = torch.optim.Adam(self.module.parameters(), lr=config.learning_rate)
-        steps = n_batches(user_items, config.batch_size)
-        with progress("MF-BPR epochs", total=config.epochs) as advance:
-            for epoch in range(config.epochs):
-                total = torch.zeros((), device=self.device)
-                for users, positives, negatives in bpr_batches(user_items, config.batch_size, rng):
-                    batch = [
-                        torch.from_numpy(a).to(self.device) for a in (users, positives, negatives)
-                    ]
-                    positive_scores, negative_scores, penalty = self.module(*batch)
-                    loss = (
-                        bpr_loss(positive_scores, negative_scores) + config.weight_decay * penalty
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    total += loss.detach()
-                mean_loss = total.item() / steps
-                log.info("mf_bpr epoch %d loss %.4f", epoch + 1, mean_loss)
-                advance(loss=mean_loss)
-        self.module.eval()
+
+        def train_epoch() -> float:
+            return bpr_epoch(
+                self.module,
+                optimizer,
+                user_items,
+                config.batch_size,
+                config.weight_decay,
+                rng,
+                self.device,
+            )
+
+        settings = LoopSettings(
+            epochs=config.epochs,
+            checkpoint_dir=None if data.work_dir is None else data.work_dir / "checkpoint",
+            history_path=None if data.work_dir is None else data.work_dir / "history.jsonl",
+        )
+        run_epochs(settings, self.module, optimizer, rng, train_epoch, None, "MF-BPR epochs")
 
     @torch.no_grad()
     def score(self, query: Query) -> torch.Tensor:

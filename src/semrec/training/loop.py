@@ -18,12 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file, save_file
 
 from semrec.atomic import write_text_atomic
 from semrec.errors import ModelError
 from semrec.progress import progress
+from semrec.training.losses import bpr_loss
+from semrec.training.samplers import bpr_batches, n_batches
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,32 @@ def load_checkpoint(
         best_score=meta["best_score"],
         evaluations_since_best=meta["evaluations_since_best"],
     )
+
+
+def bpr_epoch(
+    forward: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    user_items: sp.csr_matrix,
+    batch_size: int,
+    weight_decay: float,
+    rng: np.random.Generator,
+    device: torch.device,
+) -> float:
+    """One epoch of BPR over all positive pairs with uniform negatives; the mean loss.
+
+    ``forward(users, positives, negatives)`` returns positive scores, negative scores and
+    the L2 penalty of the batch.
+    """
+    total = torch.zeros((), device=device)
+    for users, positives, negatives in bpr_batches(user_items, batch_size, rng):
+        batch = [torch.from_numpy(a).to(device) for a in (users, positives, negatives)]
+        positive_scores, negative_scores, penalty = forward(*batch)
+        loss = bpr_loss(positive_scores, negative_scores) + weight_decay * penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+    return total.item() / n_batches(user_items, batch_size)
 
 
 def run_epochs(
