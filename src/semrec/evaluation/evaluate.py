@@ -8,14 +8,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 
 from semrec.data.splits import Split
 from semrec.errors import ModelError
 from semrec.evaluation.beyond import beyond_accuracy
 from semrec.evaluation.metrics import mean_metrics, ranking_metrics
-from semrec.models.base import Query, Recommender, top_k
+from semrec.models.base import Query, Recommender, bool_mask, top_k
 from semrec.progress import progress
 
 
@@ -37,14 +36,6 @@ class EvaluationResult:
             "seconds": round(self.seconds, 3),
             "protocol": self.protocol,
         }
-
-
-def _rows_dense(matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Bool [len(rows), n_cols] of the nonzeros in the given CSR rows."""
-    block = matrix[rows].tocoo()
-    dense = torch.zeros((len(rows), matrix.shape[1]), dtype=torch.bool, device=device)
-    dense[torch.from_numpy(block.row).to(device), torch.from_numpy(block.col).to(device)] = True
-    return dense
 
 
 def evaluate(
@@ -88,9 +79,9 @@ def evaluate(
             scores = model.score(Query.users(batch_users))
             device = scores.device
             if exclude_seen:
-                scores = scores.masked_fill(_rows_dense(excluded, batch_users, device), -torch.inf)
+                scores = scores.masked_fill(bool_mask(excluded[batch_users], device), -torch.inf)
             ranked = top_k(scores, max_k).item_index
-            hits = _rows_dense(relevant, batch_users, device).gather(1, ranked)
+            hits = bool_mask(relevant[batch_users], device).gather(1, ranked)
             n_relevant = torch.from_numpy(n_relevant_all[batch_users]).to(device)
             per_user = ranking_metrics(hits, n_relevant, ks)
             per_user_batches.append({name: value.cpu() for name, value in per_user.items()})

@@ -138,6 +138,14 @@ def csr_from_tensors(
     )
 
 
+def bool_mask(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
+    """Dense bool tensor of a sparse matrix's nonzero pattern."""
+    coo = matrix.tocoo()
+    mask = torch.zeros(coo.shape, dtype=torch.bool, device=device)
+    mask[torch.from_numpy(coo.row).to(device), torch.from_numpy(coo.col).to(device)] = True
+    return mask
+
+
 MODEL_REGISTRY: dict[str, type[Recommender]] = {}
 
 
@@ -264,10 +272,7 @@ class Recommender(ABC):
 
     def seen_mask(self, query: Query, device: torch.device) -> torch.Tensor:
         """Bool [len(query), n_items]: the items to exclude (training items or the history)."""
-        seen = self.history_matrix(query).tocoo()
-        mask = torch.zeros((len(query), self.n_items), dtype=torch.bool, device=device)
-        mask[torch.from_numpy(seen.row).to(device), torch.from_numpy(seen.col).to(device)] = True
-        return mask
+        return bool_mask(self.history_matrix(query), device)
 
     # --- persistence ---------------------------------------------------------------------
     @abstractmethod

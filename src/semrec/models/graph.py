@@ -25,7 +25,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from semrec.models.base import ModelConfig, Query, Recommender, TrainData, register
+from semrec.models.base import Query, Recommender, TrainData, register
+from semrec.models.mf import BPRConfig
 from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
 from semrec.training.losses import l2_penalty
 
@@ -93,13 +94,9 @@ class LightGCN(Recommender):
 
     name = "lightgcn"
 
-    class Config(ModelConfig):
-        embedding_size: int = Field(64, ge=1)
+    class Config(BPRConfig):
         n_layers: int = Field(3, ge=0)
         epochs: int = Field(1000, ge=1)
-        batch_size: int = Field(2048, ge=1)
-        learning_rate: float = Field(1e-3, gt=0)
-        weight_decay: float = Field(1e-4, ge=0)
         seed: int = 2020
         eval_every: int = Field(20, ge=0, description="epochs between monitor evaluations")
         patience: int | None = Field(None, ge=1, description="early stop after N flat evaluations")

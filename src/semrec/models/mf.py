@@ -20,6 +20,17 @@ from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
 from semrec.training.losses import l2_penalty
 
 
+class BPRConfig(ModelConfig):
+    """Hyperparameters of every embedding model trained with BPR (shared vocabulary)."""
+
+    embedding_size: int = Field(64, ge=1)
+    epochs: int = Field(100, ge=1)
+    batch_size: int = Field(2048, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    seed: int = 2024
+
+
 class MatrixFactorization(nn.Module):
     def __init__(self, n_users: int, n_items: int, embedding_size: int) -> None:
         super().__init__()
@@ -48,13 +59,7 @@ class MFBPR(Recommender):
 
     name = "mf_bpr"
 
-    class Config(ModelConfig):
-        embedding_size: int = Field(64, ge=1)
-        epochs: int = Field(100, ge=1)
-        batch_size: int = Field(2048, ge=1)
-        learning_rate: float = Field(1e-3, gt=0)
-        weight_decay: float = Field(1e-4, ge=0)
-        seed: int = 2024
+    Config = BPRConfig
 
     def _fit(self, data: TrainData) -> None:
         config = self.config

@@ -371,6 +371,20 @@ def read_item_json(path: Path, key_description: str) -> tuple[pd.DataFrame, np.n
     return text, keys.astype("int64").to_numpy()
 
 
+def check_same_asins(
+    mapped: pd.DataFrame, text: pd.DataFrame, text_path: Path, map_path: Path
+) -> None:
+    """Item text and the id map must agree on each item's ASIN (both keyed by item_id)."""
+    both = mapped.merge(text[["item_id", "asin"]], on="item_id", suffixes=("", "_text"))
+    differ = both["asin"] != both["asin_text"]
+    if differ.any():
+        row = both[differ].iloc[0]
+        raise DataError(
+            f"{text_path}: item {row['item_id']} has asin {row['asin_text']!r} but "
+            f"{map_path} maps it to {row['asin']!r}"
+        )
+
+
 def read_jsonl(
     path: Path, required: list[str], expected: str = ""
 ) -> tuple[pd.DataFrame, np.ndarray]:

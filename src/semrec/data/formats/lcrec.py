@@ -31,6 +31,7 @@ from semrec.data.catalog import ItemCatalog
 from semrec.data.dataset import Dataset
 from semrec.data.formats._io import (
     category_text,
+    check_same_asins,
     find_file,
     integer_column,
     integer_interactions,
@@ -118,14 +119,7 @@ def _lcrec_catalog(folder: Path, dataset: str) -> ItemCatalog | None:
             item = text.loc[text["item_id"].duplicated(), "item_id"].iloc[0]
             raise DataError(f"{path}: item {item} is described twice")
         if frame is not None and "asin" in text:
-            both = frame.merge(text[["item_id", "asin"]], on="item_id", suffixes=("", "_text"))
-            differ = both["asin"] != both["asin_text"]
-            if differ.any():
-                row = both[differ].iloc[0]
-                raise DataError(
-                    f"{path}: item {row['item_id']} has asin {row['asin_text']!r} but "
-                    f"{index_path} maps it to {row['asin']!r}"
-                )
+            check_same_asins(frame, text, path, index_path)
             text = text.drop(columns=["asin"])
         frame = text if frame is None else frame.merge(text, on="item_id", how="outer")
         sources.append(str(path))

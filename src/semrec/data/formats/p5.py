@@ -34,6 +34,7 @@ from semrec.data.catalog import ItemCatalog
 from semrec.data.dataset import Dataset
 from semrec.data.formats._io import (
     category_text,
+    check_same_asins,
     find_file,
     integer_column,
     integer_interactions,
@@ -130,14 +131,7 @@ def _p5_catalog(folder: Path, id_field: str) -> tuple[ItemCatalog | None, set[st
         text, text_template, text_path = found
         sources.append(str(text_path))
         if "asin" in text and frame is not None and id_field == "asin":
-            both = frame.merge(text[["item_id", "asin"]], on="item_id", suffixes=("", "_text"))
-            differ = both["asin"] != both["asin_text"]
-            if differ.any():
-                row = both[differ].iloc[0]
-                raise DataError(
-                    f"{text_path}: item {row['item_id']} has asin {row['asin_text']!r} but "
-                    f"{datamaps_path} maps it to {row['asin']!r}"
-                )
+            check_same_asins(frame, text, text_path, datamaps_path)
         if frame is not None:
             text = text.drop(columns=["asin"], errors="ignore")
         elif "asin" in text:
