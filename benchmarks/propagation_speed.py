@@ -1,6 +1,6 @@
 """Seconds for one LightGCN propagation (3 layers, 64 dims) over Gowalla, CSR vs COO.
 
-    .venv/bin/python benchmarks/propagation_speed.py [--repeats 5]
+.venv/bin/python benchmarks/propagation_speed.py [--repeats 5]
 """
 
 from __future__ import annotations
