@@ -14,7 +14,7 @@ from semrec.data.splits import Split
 from semrec.errors import ModelError
 from semrec.evaluation.beyond import beyond_accuracy
 from semrec.evaluation.metrics import mean_metrics, ranking_metrics
-from semrec.models.base import Query, Recommender, bool_mask, top_k
+from semrec.models.base import Query, Recommender, bool_mask, exclude_cells_, top_k
 from semrec.progress import progress
 
 
@@ -79,7 +79,7 @@ def evaluate(
             scores = model.score(Query.users(batch_users))
             device = scores.device
             if exclude_seen:
-                scores = scores.masked_fill(bool_mask(excluded[batch_users], device), -torch.inf)
+                exclude_cells_(scores, excluded[batch_users])
             ranked = top_k(scores, max_k).item_index
             hits = bool_mask(relevant[batch_users], device).gather(1, ranked)
             n_relevant = torch.from_numpy(n_relevant_all[batch_users]).to(device)

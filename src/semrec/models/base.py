@@ -104,9 +104,14 @@ def top_k(scores: torch.Tensor, k: int) -> TopK:
     with a stable full sort; inside the top k, ties are ordered by item index.
     """
     k = min(k, scores.shape[1])
-    values, indices = torch.topk(scores, k, dim=1)
-    kth = values[:, -1:]
-    crosses_boundary = (scores >= kth).sum(dim=1) > k
+    if k < scores.shape[1]:
+        # a tie crosses the boundary iff the (k+1)-th best equals the k-th best
+        values, indices = torch.topk(scores, k + 1, dim=1)
+        crosses_boundary = values[:, k] == values[:, k - 1]
+        values, indices = values[:, :k], indices[:, :k]
+    else:
+        values, indices = torch.topk(scores, k, dim=1)
+        crosses_boundary = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
     if crosses_boundary.any():
         rows = crosses_boundary.nonzero().squeeze(1)
         full_values, full_indices = torch.sort(scores[rows], dim=1, descending=True, stable=True)
@@ -136,6 +141,14 @@ def csr_from_tensors(
         ),
         shape=shape,
     )
+
+
+def exclude_cells_(scores: torch.Tensor, matrix: sp.spmatrix) -> torch.Tensor:
+    """Set ``scores`` to -inf, in place, at the nonzero cells of ``matrix`` (same shape)."""
+    coo = matrix.tocoo()
+    device = scores.device
+    scores[torch.from_numpy(coo.row).to(device), torch.from_numpy(coo.col).to(device)] = -torch.inf
+    return scores
 
 
 def bool_mask(matrix: sp.spmatrix, device: torch.device) -> torch.Tensor:
@@ -212,13 +225,16 @@ class Recommender(ABC):
 
     @abstractmethod
     def score(self, query: Query) -> torch.Tensor:
-        """Scores [len(query), n_items], higher is better (on ``self.device``)."""
+        """Scores [len(query), n_items], higher is better (on ``self.device``).
+
+        A new tensor each call: callers may modify it in place (masking seen items).
+        """
 
     def recommend(self, query: Query, k: int, exclude_seen: bool = True) -> TopK:
         """Top-k items per query, excluding training items (or the history) when asked."""
         scores = self.score(query)
         if exclude_seen:
-            scores = scores.masked_fill(self.seen_mask(query, scores.device), float("-inf"))
+            exclude_cells_(scores, self.history_matrix(query))
         return top_k(scores, k)
 
     # --- helpers for subclasses ----------------------------------------------------------
@@ -269,10 +285,6 @@ class Recommender(ABC):
         )
         matrix.data[:] = 1.0
         return matrix
-
-    def seen_mask(self, query: Query, device: torch.device) -> torch.Tensor:
-        """Bool [len(query), n_items]: the items to exclude (training items or the history)."""
-        return bool_mask(self.history_matrix(query), device)
 
     # --- persistence ---------------------------------------------------------------------
     @abstractmethod

@@ -43,16 +43,38 @@ def normalized_adjacency(user_items: sp.csr_matrix) -> sp.csr_matrix:
 
 
 def sparse_tensor(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
-    """A torch CSR tensor (sparse x dense products with CSR are ~2x faster than COO on CPU)."""
+    """A torch CSR tensor with int32 indices.
+
+    On CPU, CSR products are ~2x faster than COO, and int32 indices ~2x faster than int64.
+    """
+    index_type = np.int32 if matrix.nnz < np.iinfo(np.int32).max else np.int64
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        warnings.filterwarnings("ignore", message="Sparse invariant checks")
         return torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr.astype(np.int64)),
-            torch.from_numpy(matrix.indices.astype(np.int64)),
+            torch.from_numpy(matrix.indptr.astype(index_type)),
+            torch.from_numpy(matrix.indices.astype(index_type)),
             torch.from_numpy(matrix.data.astype(np.float32)),
             matrix.shape,
             check_invariants=False,
         ).to(device)
+
+
+class SymmetricProduct(torch.autograd.Function):
+    """Â @ X for a symmetric sparse Â, differentiable in X.
+
+    The gradient is Â @ grad again. Torch's own backward of a sparse product transposes Â
+    first, which makes forward + backward of a 3-layer propagation ~3.5x slower on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx, adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
+        ctx.adjacency = adjacency
+        return torch.sparse.mm(adjacency, dense)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, torch.sparse.mm(ctx.adjacency, grad)
 
 
 class LightGCNModule(nn.Module):
@@ -67,7 +89,7 @@ class LightGCNModule(nn.Module):
         layer = self.embedding.weight
         total = layer
         for _ in range(self.n_layers):
-            layer = torch.sparse.mm(adjacency, layer)
+            layer = SymmetricProduct.apply(adjacency, layer)
             total = total + layer
         final = total / (self.n_layers + 1)
         return final[: self.n_users], final[self.n_users :]
