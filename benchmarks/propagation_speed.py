@@ -14,7 +14,7 @@ import torch
 
 from semrec.data import Part
 from semrec.data.registry import load_dataset
-from semrec.models.graph import LightGCNModule, normalized_adjacency, sparse_tensor
+from semrec.models.graph import Graph, PropagatedEmbeddings
 
 
 def best_of(repeats: int, step) -> float:
@@ -33,18 +33,19 @@ def main() -> None:
     dataset = load_dataset("gowalla")
     train = dataset.interactions.select(dataset.given_parts == Part.TRAIN)
     device = torch.device("cpu")
-    csr = sparse_tensor(normalized_adjacency(train.user_items), device)
-    layouts = {"csr": csr, "coo": csr.to_sparse_coo().coalesce()}
-    module = LightGCNModule(train.n_users, train.n_items, embedding_size=64, n_layers=3)
-    for name, adjacency in layouts.items():
+    csr = Graph.build(train.user_items, device)
+    coo = csr.adjacency.to_sparse_coo().coalesce()
+    layouts = {"csr": csr, "coo": Graph(coo, coo, csr.transpose_order)}
+    module = PropagatedEmbeddings(train.n_users, train.n_items, 64, n_layers=3, include_ego=True)
+    for name, graph in layouts.items():
 
-        def forward_backward(adjacency=adjacency):
-            users, items = module.propagate(adjacency)
+        def forward_backward(graph=graph):
+            users, items = module.propagate(graph)
             (users.sum() + items.sum()).backward()
 
-        def forward(adjacency=adjacency):
+        def forward(graph=graph):
             with torch.no_grad():
-                module.propagate(adjacency)
+                module.propagate(graph)
 
         print(
             f"{name}: forward+backward {best_of(args.repeats, forward_backward):.3f} s, "

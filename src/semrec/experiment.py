@@ -6,6 +6,7 @@ model), ``report.md`` and ``train.log``. Each file is written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import platform
@@ -14,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 import semrec
 from semrec.atomic import write_text_atomic
@@ -58,9 +61,46 @@ def prepare_dataset(config: DatasetConfig, location: DataLocation = DataLocation
     return dataset
 
 
-def peak_memory_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def reset_peak_memory() -> None:
+    """Start a new peak-memory window: the resident-set peak on Linux (where the kernel
+    allows it; elsewhere the peak stays the process's), and torch's CUDA peak counter."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_mib() -> dict[str, float]:
+    """Peak resident memory (``rss``) since the last reset, and peak CUDA memory allocated by
+    torch (``cuda``) when a GPU is present, in MiB."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                rss = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    peaks = {"rss": round(rss, 1)}
+    if torch.cuda.is_available():
+        peaks["cuda"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    return peaks
+
+
+def device_description(device: torch.device) -> str:
+    """The device a figure was measured on, in words: the GPU model, or the CPU threads."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads, {_cpu_model()})"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 MONITOR_KS = (20,)
@@ -100,7 +140,10 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
         data_split = split(dataset, config.split)
         log.info("data %s, split %s", dataset.summary(), data_split.summary())
         model = model_class(config.model.name)(**config.model.params)
+        reset_peak_memory()
         fit_seconds = fit_timed(model, dataset, data_split, run_dir / "training")
+        fit_memory = peak_memory_mib()  # includes the monitor's evaluations during training
+        reset_peak_memory()
         result = evaluate(
             model,
             data_split,
@@ -108,23 +151,29 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
             batch_size=config.evaluation.batch_size,
             exclude_seen=config.evaluation.exclude_seen,
         )
+        memory = {"fit": fit_memory, "evaluate": peak_memory_mib()}
         log.info("metrics %s", result.metrics)
         model.save(run_dir / MODEL_DIR)
-        write_run_results(run_dir, config, dataset, data_split, model, result, fit_seconds)
+        write_run_results(run_dir, config, dataset, data_split, model, result, fit_seconds, memory)
     finally:
         logging.getLogger("semrec").removeHandler(handler)
         handler.close()
     return run_dir
 
 
-def run_record(model: Recommender, result: EvaluationResult, fit_seconds: float) -> dict[str, Any]:
+def run_record(
+    model: Recommender,
+    result: EvaluationResult,
+    fit_seconds: float,
+    memory: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Any]:
     return {
         "model": model.name,
         "config": model.config.model_dump(mode="json"),
         **result.to_dict(),
         "fit_seconds": round(fit_seconds, 3),
-        "peak_memory_mib": round(peak_memory_mib(), 1),
-        "device": str(model.device),
+        "peak_memory_mib": memory or {"process": peak_memory_mib()},
+        "device": device_description(model.device),
         "machine": platform.platform(),
         "semrec_version": semrec.__version__,
     }
@@ -138,8 +187,9 @@ def write_run_results(
     model: Recommender,
     result: EvaluationResult,
     fit_seconds: float,
+    memory: dict[str, dict[str, float]],
 ) -> None:
-    record = {**run_record(model, result, fit_seconds), "dataset": dataset.summary()}
+    record = {**run_record(model, result, fit_seconds, memory), "dataset": dataset.summary()}
     write_text_atomic(run_dir / METRICS_FILE, json.dumps(record, indent=1))
     row = {**result.metrics, "fit s": f"{fit_seconds:.1f}", "eval s": f"{result.seconds:.1f}"}
     columns = [*metric_columns(config.evaluation.ks), "fit s", "eval s"]

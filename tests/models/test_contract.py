@@ -19,6 +19,8 @@ FAST_PARAMS: dict[str, dict] = {
     "ease": {"regularization": 50.0},
     "mf_bpr": {"epochs": 3, "batch_size": 256, "embedding_size": 16, "learning_rate": 1e-2},
     "lightgcn": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
+    "ngcf": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
+    "simgcl": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
 }
 
 

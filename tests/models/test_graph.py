@@ -1,4 +1,5 @@
-"""LightGCN: normalisation and propagation against dense references, training, resuming."""
+"""Graph CF (LightGCN, NGCF, SimGCL): normalisation, propagation and gradients against dense
+references, dropout, the contrastive loss by hand, training, resuming."""
 
 from __future__ import annotations
 
@@ -8,10 +9,22 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from semrec.data import Interactions
 from semrec.models import TrainData
-from semrec.models.graph import LightGCN, LightGCNModule, normalized_adjacency, sparse_tensor
+from semrec.models.graph import (
+    NGCF,
+    Graph,
+    LightGCN,
+    NGCFPropagation,
+    PropagatedEmbeddings,
+    SimGCL,
+    normalized_adjacency,
+)
+from semrec.training.losses import info_nce
+
+CPU = torch.device("cpu")
 
 
 def tiny_graph() -> sp.csr_matrix:
@@ -30,16 +43,84 @@ def test_normalisation_matches_the_formula():
     np.testing.assert_array_equal(a, a.T)
 
 
-def test_propagation_equals_a_dense_computation():
+def dense_adjacency() -> torch.Tensor:
+    return torch.from_numpy(normalized_adjacency(tiny_graph()).toarray())
+
+
+def test_lightgcn_propagation_equals_a_dense_computation():
     torch.manual_seed(0)
-    module = LightGCNModule(n_users=2, n_items=3, embedding_size=4, n_layers=3)
-    adjacency = normalized_adjacency(tiny_graph())
-    users, items = module.propagate(sparse_tensor(adjacency, torch.device("cpu")))
-    dense = torch.from_numpy(adjacency.toarray())
-    e0 = module.embedding.weight.detach()
-    layers = [e0, dense @ e0, dense @ dense @ e0, dense @ dense @ dense @ e0]
-    expected = sum(layers) / 4
+    module = PropagatedEmbeddings(2, 3, embedding_size=4, n_layers=3, include_ego=True)
+    users, items = module.propagate(Graph.build(tiny_graph(), CPU))
+    a, e0 = dense_adjacency(), module.embedding.weight.detach()
+    expected = (e0 + a @ e0 + a @ a @ e0 + a @ a @ a @ e0) / 4
     torch.testing.assert_close(torch.cat([users, items]).detach(), expected)
+
+
+def test_simgcl_leaves_out_the_ego_layer_and_adds_noise_of_norm_epsilon():
+    torch.manual_seed(0)
+    module = PropagatedEmbeddings(2, 3, embedding_size=4, n_layers=2, include_ego=False)
+    graph = Graph.build(tiny_graph(), CPU)
+    a, e0 = dense_adjacency(), module.embedding.weight.detach()
+    clean = torch.cat(module.propagate(graph)).detach()
+    torch.testing.assert_close(clean, (a @ e0 + a @ a @ e0) / 2)
+    one_layer = PropagatedEmbeddings(2, 3, embedding_size=4, n_layers=1, include_ego=False)
+    noisy = torch.cat(one_layer.propagate(graph, noise=0.1)).detach()
+    clean = a @ one_layer.embedding.weight.detach()
+    perturbation = noisy - clean
+    torch.testing.assert_close(perturbation.norm(dim=1), torch.full((5,), 0.1))
+    assert torch.all(torch.sign(perturbation) == torch.sign(clean))  # same orthant
+
+
+def test_ngcf_propagation_follows_equation_7():
+    torch.manual_seed(0)
+    module = NGCFPropagation(2, 3, embedding_size=4, n_layers=2, message_dropout=0.1).eval()
+    users, items = module.propagate(Graph.build(tiny_graph(), CPU))
+    a = dense_adjacency()
+    layer = module.embedding.weight.detach()
+    expected = [layer]
+    for w1, w2 in zip(module.neighbour_weights, module.interaction_weights, strict=True):
+        side = a @ layer
+        layer = F.leaky_relu(
+            ((a + torch.eye(5)) @ layer) @ w1.weight.T
+            + w1.bias
+            + (side * layer) @ w2.weight.T
+            + w2.bias,
+            0.2,
+        ).detach()
+        expected.append(layer / layer.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(torch.cat([users, items]).detach(), torch.cat(expected, dim=1))
+
+
+def test_dropout_scales_kept_entries_and_keeps_the_transpose_exact():
+    torch.manual_seed(0)
+    graph = Graph.build(tiny_graph(), CPU)
+    assert graph.with_dropout(0.0) is graph
+    dropped = graph.with_dropout(0.5)
+    values = dropped.adjacency.to_dense()
+    original = graph.adjacency.to_dense()
+    kept = values != 0
+    assert 0 < kept.sum() < (original != 0).sum()  # some of the 8 entries dropped, not all
+    torch.testing.assert_close(values[kept], original[kept] * 2)
+    torch.testing.assert_close(dropped.transpose.to_dense(), values.T)
+
+
+def test_the_product_gradient_equals_the_dense_gradient_on_a_non_symmetric_graph():
+    torch.manual_seed(1)
+    dropped = Graph.build(tiny_graph(), CPU).with_dropout(0.5)
+    x = torch.randn(5, 3, requires_grad=True)
+    weights = torch.randn(5, 3)
+    (dropped.product(x) * weights).sum().backward()
+    torch.testing.assert_close(x.grad, dropped.adjacency.to_dense().T @ weights)
+
+
+def test_info_nce_by_hand():
+    a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    b = torch.tensor([[3.0, 0.0], [1.0, 1.0]])
+    # cosines: a0.b0 = 1, a0.b1 = 1/√2, a1.b0 = 0, a1.b1 = 1/√2; temperature 0.5
+    s = 1 / np.sqrt(2)
+    row0 = -np.log(np.exp(2) / (np.exp(2) + np.exp(2 * s)))
+    row1 = -np.log(np.exp(2 * s) / (np.exp(0) + np.exp(2 * s)))
+    assert info_nce(a, b, 0.5).item() == pytest.approx((row0 + row1) / 2, rel=1e-6)
 
 
 def small_interactions() -> Interactions:
@@ -56,18 +137,24 @@ def small_interactions() -> Interactions:
 FAST = {"embedding_size": 8, "batch_size": 64, "learning_rate": 1e-2, "eval_every": 0}
 
 
-def test_training_lowers_the_loss():
-    model = LightGCN(epochs=6, **FAST).fit(TrainData(small_interactions()))
+MODELS = [LightGCN, NGCF, SimGCL]
+
+
+@pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.name)
+def test_training_lowers_the_loss(model_class):
+    model = model_class(epochs=6, **FAST).fit(TrainData(small_interactions()))
     losses = [record["loss"] for record in model.history]
     assert losses[-1] < losses[0]
 
 
-def test_resume_from_checkpoint_continues_identically(tmp_path):
+@pytest.mark.parametrize("model_class", MODELS, ids=lambda c: c.name)
+def test_resume_from_checkpoint_continues_identically(model_class, tmp_path):
     data = small_interactions()
-    straight = LightGCN(epochs=4, **FAST).fit(TrainData(data))
-    LightGCN(epochs=2, **FAST).fit(TrainData(data, work_dir=tmp_path))
-    resumed = LightGCN(epochs=4, **FAST).fit(TrainData(data, work_dir=tmp_path))
-    assert torch.equal(straight.module.embedding.weight, resumed.module.embedding.weight)
+    straight = model_class(epochs=4, **FAST).fit(TrainData(data))
+    model_class(epochs=2, **FAST).fit(TrainData(data, work_dir=tmp_path))
+    resumed = model_class(epochs=4, **FAST).fit(TrainData(data, work_dir=tmp_path))
+    for name, tensor in straight.module.state_dict().items():
+        assert torch.equal(tensor, resumed.module.state_dict()[name]), name
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     assert [record["epoch"] for record in history] == [1, 2, 3, 4]
 

@@ -1,34 +1,70 @@
-"""Graph collaborative filtering on the user-item bipartite graph.
+"""Graph collaborative filtering on the user-item bipartite graph: LightGCN, NGCF, SimGCL.
+
+All three propagate embeddings over the normalized adjacency of the training graph
+
+    Â = D^-1/2 A D^-1/2,  A = [[0, R], [Rᵀ, 0]]       (R: the user x item training matrix)
+
+held as a torch CSR tensor, score ⟨e_u, e_i⟩ with the propagated embeddings, and train with
+BPR over uniformly drawn negatives (:func:`semrec.training.loop.bpr_epoch`).
 
 LightGCN — He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
 Recommendation", SIGIR 2020.
 
-    Â = D^-1/2 A D^-1/2,  A = [[0, R], [Rᵀ, 0]]       (R: the user x item training matrix)
-    E⁽ᵏ⁺¹⁾ = Â E⁽ᵏ⁾,  E = (E⁽⁰⁾ + ... + E⁽ᴷ⁾) / (K + 1)  (layer combination, α_k = 1/(K+1))
-    score(u, i) = ⟨e_u, e_i⟩
-    loss = BPR(final embeddings) + weight_decay · (‖e⁽⁰⁾_u‖² + ‖e⁽⁰⁾_i‖² + ‖e⁽⁰⁾_j‖²) / (2 · batch)
+    E⁽ᵏ⁺¹⁾ = Â E⁽ᵏ⁾,  E = (E⁽⁰⁾ + ... + E⁽ᴷ⁾) / (K + 1)
+    loss = BPR(E) + weight_decay · (‖e⁽⁰⁾_u‖² + ‖e⁽⁰⁾_i‖² + ‖e⁽⁰⁾_j‖²) / (2 · batch)
 
-The L2 term is on the batch's ego (layer-0) embeddings, as in the official code. Defaults
-are the paper's Gowalla settings: 64 dimensions, 3 layers, Adam with learning rate 1e-3, L2
-1e-4, batch 2048, N(0, 0.1²) initialisation (LightGCN-PyTorch). The paper trains up to 1000
-epochs and picks the best epoch on the test set; semrec runs a fixed number of epochs and
-reports the last one (or early-stops on a validation split when there is one).
+The L2 term is on the batch's ego (layer-0) embeddings, as in the official code. Defaults are
+the paper's Gowalla settings: 64 dimensions, 3 layers, Adam with learning rate 1e-3, L2 1e-4,
+batch 2048, N(0, 0.1²) initialisation (LightGCN-PyTorch).
+
+NGCF — Wang et al., "Neural Graph Collaborative Filtering", SIGIR 2019 (equation 7):
+
+    E⁽ᵏ⁺¹⁾ = LeakyReLU₀.₂( ((Â + I) E⁽ᵏ⁾) W₁ + b₁ + ((Â E⁽ᵏ⁾) ⊙ E⁽ᵏ⁾) W₂ + b₂ )
+    E = [E⁽⁰⁾ ‖ norm(E⁽¹⁾) ‖ ... ‖ norm(E⁽ᴷ⁾)]   (concatenation of the row-normalized layers)
+
+with message dropout on each layer's output and node dropout on the adjacency (which the
+official code implements as dropout of its nonzero entries, rescaled by 1/(1-p); semrec does
+the same). Its L2 term is on the batch's final embeddings, as in the official code. Defaults
+are the paper's Gowalla command: 64 dimensions, 3 layers of 64, Adam with learning rate 1e-4,
+L2 1e-5, batch 1024, node and message dropout 0.1, 400 epochs, Xavier initialisation.
+Deviation: the official code applies LeakyReLU to each of the two terms separately and sums;
+semrec applies it to the sum, as the paper's equation does.
+
+SimGCL — Yu et al., "Are Graph Augmentations Necessary? Simple Graph Contrastive Learning for
+Recommendation", SIGIR 2022:
+
+    E⁽ᵏ⁺¹⁾ = Â E⁽ᵏ⁾ + ε · sign(Â E⁽ᵏ⁾) ⊙ normalize(U),  U ~ Uniform[0, 1)   (noisy views only)
+    E = (E⁽¹⁾ + ... + E⁽ᴷ⁾) / K                       (the ego layer is left out)
+    loss = BPR(clean E) + L2 + λ · (InfoNCE_τ(users of the batch) + InfoNCE_τ(their items))
+
+The two InfoNCE views are two independently perturbed propagations; the users and positive
+items of the batch (each once) are contrasted. Defaults are the paper's (λ 0.5, ε 0.1, τ 0.2,
+3 layers, 64 dimensions, learning rate 1e-3, batch 2048, L2 1e-4, Xavier initialisation).
+Deviation: the L2 term is LightGCN's (squared norms of the batch's ego embeddings); the
+reference code (SELFRec) uses unsquared norms.
+
+The papers train a fixed number of epochs and report the best epoch on the test set; semrec
+runs a fixed number of epochs and reports the last one (or early-stops on a validation split
+when there is one).
 """
 
 from __future__ import annotations
 
 import warnings
+from abc import abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
 from semrec.models.base import Query, Recommender, TrainData, register
 from semrec.models.mf import BPRConfig
 from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
-from semrec.training.losses import l2_penalty
+from semrec.training.losses import info_nce, l2_penalty
 
 
 def normalized_adjacency(user_items: sp.csr_matrix) -> sp.csr_matrix:
@@ -39,7 +75,9 @@ def normalized_adjacency(user_items: sp.csr_matrix) -> sp.csr_matrix:
     inverse_sqrt = np.zeros_like(degree)
     np.power(degree, -0.5, out=inverse_sqrt, where=degree > 0)
     scale = sp.diags(inverse_sqrt)
-    return (scale @ adjacency @ scale).tocsr().astype(np.float32)
+    normalized = (scale @ adjacency @ scale).tocsr().astype(np.float32)
+    normalized.sort_indices()
+    return normalized
 
 
 def sparse_tensor(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
@@ -48,105 +86,189 @@ def sparse_tensor(matrix: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     On CPU, CSR products are ~2x faster than COO, and int32 indices ~2x faster than int64.
     """
     index_type = np.int32 if matrix.nnz < np.iinfo(np.int32).max else np.int64
+    return _csr(
+        torch.from_numpy(matrix.indptr.astype(index_type)).to(device),
+        torch.from_numpy(matrix.indices.astype(index_type)).to(device),
+        torch.from_numpy(matrix.data.astype(np.float32)).to(device),
+        matrix.shape,
+    )
+
+
+def _csr(indptr: torch.Tensor, indices: torch.Tensor, values: torch.Tensor, shape) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         warnings.filterwarnings("ignore", message="Sparse invariant checks")
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(matrix.indptr.astype(index_type)),
-            torch.from_numpy(matrix.indices.astype(index_type)),
-            torch.from_numpy(matrix.data.astype(np.float32)),
-            matrix.shape,
-            check_invariants=False,
-        ).to(device)
+        return torch.sparse_csr_tensor(indptr, indices, values, shape, check_invariants=False)
 
 
-class SymmetricProduct(torch.autograd.Function):
-    """Â @ X for a symmetric sparse Â, differentiable in X.
+class SparseProduct(torch.autograd.Function):
+    """Â @ X, differentiable in X, given Âᵀ (Â itself when symmetric).
 
-    The gradient is Â @ grad again. Torch's own backward of a sparse product transposes Â
-    first, which makes forward + backward of a 3-layer propagation ~3.5x slower on CPU.
+    The gradient is Âᵀ @ grad. Torch's own backward of a sparse product transposes Â on every
+    call, which makes forward + backward of a 3-layer propagation ~3.5x slower on CPU.
     """
 
     @staticmethod
-    def forward(ctx, adjacency: torch.Tensor, dense: torch.Tensor) -> torch.Tensor:
-        ctx.adjacency = adjacency
+    def forward(ctx, adjacency: torch.Tensor, transpose: torch.Tensor, dense: torch.Tensor):
+        ctx.transpose = transpose
         return torch.sparse.mm(adjacency, dense)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
-        return None, torch.sparse.mm(ctx.adjacency, grad)
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, torch.Tensor]:
+        return None, None, torch.sparse.mm(ctx.transpose, grad)
 
 
-class LightGCNModule(nn.Module):
-    def __init__(self, n_users: int, n_items: int, embedding_size: int, n_layers: int) -> None:
+@dataclass(frozen=True, eq=False)
+class Graph:
+    """The normalized adjacency of a training graph on a device, and dropout of its entries.
+
+    ``transpose_order[k]`` is the entry of Â's values that holds entry k of Âᵀ's values (the
+    two share one sparsity pattern), so a dropped-out Â gets its transpose without a sort.
+    """
+
+    adjacency: torch.Tensor
+    transpose: torch.Tensor
+    transpose_order: torch.Tensor
+
+    @classmethod
+    def build(cls, user_items: sp.csr_matrix, device: torch.device) -> Graph:
+        matrix = normalized_adjacency(user_items)
+        adjacency = sparse_tensor(matrix, device)
+        numbered = sp.csr_matrix(
+            (np.arange(1, matrix.nnz + 1, dtype=np.float64), matrix.indices, matrix.indptr),
+            shape=matrix.shape,
+        )
+        order = torch.from_numpy(numbered.T.tocsr().data.astype(np.int64) - 1).to(device)
+        return cls(adjacency, adjacency, order)  # Â is symmetric: its own transpose
+
+    def product(self, dense: torch.Tensor) -> torch.Tensor:
+        return SparseProduct.apply(self.adjacency, self.transpose, dense)
+
+    def with_dropout(self, rate: float) -> Graph:
+        """A copy whose nonzero entries are each dropped with probability ``rate``, the rest
+        rescaled by 1 / (1 - rate) (NGCF's node dropout); drawn from torch's RNG."""
+        if rate == 0:
+            return self
+        values = self.adjacency.values()
+        kept = (torch.rand(values.shape, device=values.device) >= rate).to(values.dtype)
+        values = values * kept / (1 - rate)
+        indptr, indices = self.adjacency.crow_indices(), self.adjacency.col_indices()
+        shape = self.adjacency.shape
+        return Graph(
+            _csr(indptr, indices, values, shape),
+            _csr(indptr, indices, values[self.transpose_order], shape),
+            self.transpose_order,
+        )
+
+
+class PropagatedEmbeddings(nn.Module):
+    """ID embeddings smoothed over the graph by parameter-free layers (LightGCN, SimGCL)."""
+
+    def __init__(
+        self, n_users: int, n_items: int, embedding_size: int, n_layers: int, include_ego: bool
+    ) -> None:
         super().__init__()
-        self.n_users, self.n_layers = n_users, n_layers
+        self.n_users, self.n_layers, self.include_ego = n_users, n_layers, include_ego
         self.embedding = nn.Embedding(n_users + n_items, embedding_size)  # users, then items
         nn.init.normal_(self.embedding.weight, std=0.1)
 
-    def propagate(self, adjacency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final (layer-averaged) user and item embeddings."""
+    def propagate(self, graph: Graph, noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final user and item embeddings: the mean of the layers, each perturbed by
+        ``noise`` · sign ⊙ a random unit vector when ``noise`` > 0 (SimGCL's views)."""
         layer = self.embedding.weight
-        total = layer
+        total = layer if self.include_ego else torch.zeros_like(layer)
         for _ in range(self.n_layers):
-            layer = SymmetricProduct.apply(adjacency, layer)
+            layer = graph.product(layer)
+            if noise > 0:
+                layer = (
+                    layer + torch.sign(layer) * F.normalize(torch.rand_like(layer), dim=1) * noise
+                )
             total = total + layer
-        final = total / (self.n_layers + 1)
+        final = total / (self.n_layers + int(self.include_ego))
         return final[: self.n_users], final[self.n_users :]
 
-    def forward(
-        self,
-        adjacency: torch.Tensor,
-        users: torch.Tensor,
-        positives: torch.Tensor,
-        negatives: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        user_final, item_final = self.propagate(adjacency)
-        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
+    def ego_penalty(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> torch.Tensor:
         ego = self.embedding.weight
-        penalty = l2_penalty(
-            ego[users], ego[self.n_users + positives], ego[self.n_users + negatives]
-        )
-        return (user * positive).sum(-1), (user * negative).sum(-1), penalty
+        return l2_penalty(ego[users], ego[self.n_users + positives], ego[self.n_users + negatives])
 
 
-@register
-class LightGCN(Recommender):
-    """LightGCN (He et al., SIGIR 2020); see the module docstring for equations and deviations."""
+class NGCFPropagation(nn.Module):
+    """NGCF's embedding layers (equation 7 of the paper) and layer concatenation."""
 
-    name = "lightgcn"
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        embedding_size: int,
+        n_layers: int,
+        message_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.n_users, self.message_dropout = n_users, message_dropout
+        self.embedding = nn.Embedding(n_users + n_items, embedding_size)
+        nn.init.xavier_uniform_(self.embedding.weight)
+        size = embedding_size  # every layer keeps the embedding size, as in the paper
+        self.neighbour_weights = nn.ModuleList(nn.Linear(size, size) for _ in range(n_layers))
+        self.interaction_weights = nn.ModuleList(nn.Linear(size, size) for _ in range(n_layers))
+        for linear in [*self.neighbour_weights, *self.interaction_weights]:
+            nn.init.xavier_uniform_(linear.weight)
+            nn.init.zeros_(linear.bias)
 
-    class Config(BPRConfig):
-        n_layers: int = Field(3, ge=0)
-        epochs: int = Field(1000, ge=1)
-        seed: int = 2020
-        eval_every: int = Field(20, ge=0, description="epochs between monitor evaluations")
-        patience: int | None = Field(None, ge=1, description="early stop after N flat evaluations")
+    def propagate(self, graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
+        layer = self.embedding.weight
+        layers = [layer]
+        for neighbour, interaction in zip(
+            self.neighbour_weights, self.interaction_weights, strict=True
+        ):
+            side = graph.product(layer)
+            layer = F.leaky_relu(neighbour(side + layer) + interaction(side * layer), 0.2)
+            layer = F.dropout(layer, self.message_dropout, self.training)
+            layers.append(F.normalize(layer, dim=1))
+        final = torch.cat(layers, dim=1)
+        return final[: self.n_users], final[self.n_users :]
+
+
+class GraphConfig(BPRConfig):
+    n_layers: int = Field(3, ge=0)
+    epochs: int = Field(1000, ge=1)
+    seed: int = 2020
+    eval_every: int = Field(20, ge=0, description="epochs between monitor evaluations")
+    patience: int | None = Field(None, ge=1, description="early stop after N flat evaluations")
+
+
+class GraphRecommender(Recommender):
+    """Training, scoring and persistence shared by the models that propagate over ``Graph``.
+
+    A subclass builds its module (which has ``propagate(graph)`` -> user and item embeddings)
+    and the loss terms of one batch beyond BPR.
+    """
+
+    Config = GraphConfig
+
+    @abstractmethod
+    def _module(self) -> nn.Module: ...
+
+    @abstractmethod
+    def _batch_terms(
+        self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Positive scores, negative scores, and the model's other loss terms (weighted)."""
 
     def _fit(self, data: TrainData) -> None:
         config = self.config
         user_items = data.interactions.user_items
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        self.adjacency = sparse_tensor(normalized_adjacency(user_items), self.device)
-        self.module = LightGCNModule(
-            self.n_users, self.n_items, config.embedding_size, config.n_layers
-        ).to(self.device)
+        self.graph = Graph.build(user_items, self.device)
+        self.module = self._module().to(self.device)
         optimizer = torch.optim.Adam(self.module.parameters(), lr=config.learning_rate)
-
-        def forward(*batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            return self.module(self.adjacency, *batch)
 
         def train_epoch() -> float:
             self._final = None  # embeddings change: score() must propagate again
             return bpr_epoch(
-                forward,
-                optimizer,
-                user_items,
-                config.batch_size,
-                config.weight_decay,
-                rng,
-                self.device,
+                self._batch_terms, optimizer, user_items, config.batch_size, rng, self.device
             )
 
         work_dir = data.work_dir
@@ -159,14 +281,22 @@ class LightGCN(Recommender):
         )
         self._final = None
         self.history = run_epochs(
-            settings, self.module, optimizer, rng, train_epoch, data.monitor, "LightGCN epochs"
+            settings,
+            self.module,
+            optimizer,
+            rng,
+            train_epoch,
+            data.monitor,
+            f"{type(self).__name__} epochs",
         ).history
         self._final = None
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Propagated user and item embeddings (evaluation mode), cached until trained again."""
         if self._final is None:
+            self.module.eval()
             with torch.no_grad():
-                self._final = self.module.propagate(self.adjacency)
+                self._final = self.module.propagate(self.graph)
         return self._final
 
     def score(self, query: Query) -> torch.Tensor:
@@ -176,14 +306,110 @@ class LightGCN(Recommender):
         return user_final[users] @ item_final.T
 
     def _state(self) -> dict[str, torch.Tensor]:
-        return {"embedding": self.module.embedding.weight}
+        return {f"module.{name}": value for name, value in self.module.state_dict().items()}
 
     def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        config = self.config
-        self.module = LightGCNModule(
-            self.n_users, self.n_items, config.embedding_size, config.n_layers
+        self.module = self._module()
+        self.module.load_state_dict(
+            {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
         )
-        self.module.embedding.weight.data.copy_(tensors["embedding"])
         self.module.to(self.device).eval()
-        self.adjacency = sparse_tensor(normalized_adjacency(self.seen), self.device)
+        self.graph = Graph.build(self.seen, self.device)
         self._final = None
+
+
+@register
+class LightGCN(GraphRecommender):
+    """LightGCN (He et al., SIGIR 2020); see the module docstring for equations and deviations."""
+
+    name = "lightgcn"
+
+    def _module(self) -> PropagatedEmbeddings:
+        config = self.config
+        return PropagatedEmbeddings(
+            self.n_users, self.n_items, config.embedding_size, config.n_layers, include_ego=True
+        )
+
+    def _batch_terms(self, users, positives, negatives):
+        user_final, item_final = self.module.propagate(self.graph)
+        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
+        penalty = self.module.ego_penalty(users, positives, negatives)
+        return (
+            (user * positive).sum(-1),
+            (user * negative).sum(-1),
+            self.config.weight_decay * penalty,
+        )
+
+
+@register
+class NGCF(GraphRecommender):
+    """NGCF (Wang et al., SIGIR 2019); see the module docstring for equations and deviations."""
+
+    name = "ngcf"
+
+    class Config(GraphConfig):
+        n_layers: int = Field(3, ge=1)
+        epochs: int = Field(400, ge=1)
+        batch_size: int = Field(1024, ge=1)
+        learning_rate: float = Field(1e-4, gt=0)
+        weight_decay: float = Field(1e-5, ge=0)
+        node_dropout: float = Field(0.1, ge=0, lt=1)
+        message_dropout: float = Field(0.1, ge=0, lt=1)
+
+    def _module(self) -> NGCFPropagation:
+        config = self.config
+        return NGCFPropagation(
+            self.n_users,
+            self.n_items,
+            config.embedding_size,
+            config.n_layers,
+            config.message_dropout,
+        )
+
+    def _batch_terms(self, users, positives, negatives):
+        graph = self.graph.with_dropout(self.config.node_dropout)
+        user_final, item_final = self.module.propagate(graph)
+        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
+        return (
+            (user * positive).sum(-1),
+            (user * negative).sum(-1),
+            self.config.weight_decay * l2_penalty(user, positive, negative),
+        )
+
+
+@register
+class SimGCL(GraphRecommender):
+    """SimGCL (Yu et al., SIGIR 2022); see the module docstring for equations and deviations."""
+
+    name = "simgcl"
+
+    class Config(GraphConfig):
+        epochs: int = Field(100, ge=1)
+        contrastive_weight: float = Field(0.5, ge=0, description="λ")
+        noise: float = Field(0.1, ge=0, description="ε, the norm of the added noise")
+        temperature: float = Field(0.2, gt=0, description="τ of InfoNCE")
+
+    def _module(self) -> PropagatedEmbeddings:
+        config = self.config
+        module = PropagatedEmbeddings(
+            self.n_users, self.n_items, config.embedding_size, config.n_layers, include_ego=False
+        )
+        nn.init.xavier_uniform_(module.embedding.weight)
+        return module
+
+    def _batch_terms(self, users, positives, negatives):
+        config = self.config
+        user_final, item_final = self.module.propagate(self.graph)
+        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
+        unique_users, unique_items = torch.unique(users), torch.unique(positives)
+        users_a, items_a = self.module.propagate(self.graph, noise=config.noise)
+        users_b, items_b = self.module.propagate(self.graph, noise=config.noise)
+        contrastive = info_nce(
+            users_a[unique_users], users_b[unique_users], config.temperature
+        ) + info_nce(items_a[unique_items], items_b[unique_items], config.temperature)
+        penalty = self.module.ego_penalty(users, positives, negatives)
+        return (
+            (user * positive).sum(-1),
+            (user * negative).sum(-1),
+            config.weight_decay * penalty + config.contrastive_weight * contrastive,
+        )

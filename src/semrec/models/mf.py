@@ -32,8 +32,11 @@ class BPRConfig(ModelConfig):
 
 
 class MatrixFactorization(nn.Module):
-    def __init__(self, n_users: int, n_items: int, embedding_size: int) -> None:
+    def __init__(
+        self, n_users: int, n_items: int, embedding_size: int, weight_decay: float = 0.0
+    ) -> None:
         super().__init__()
+        self.weight_decay = weight_decay
         self.user_embedding = nn.Embedding(n_users, embedding_size)
         self.item_embedding = nn.Embedding(n_items, embedding_size)
         nn.init.normal_(self.user_embedding.weight, std=0.1)
@@ -42,14 +45,14 @@ class MatrixFactorization(nn.Module):
     def forward(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """BPR loss terms: positive scores, negative scores, L2 penalty of the batch."""
+        """BPR loss terms: positive scores, negative scores, weighted L2 penalty of the batch."""
         user = self.user_embedding(users)
         positive = self.item_embedding(positives)
         negative = self.item_embedding(negatives)
         return (
             (user * positive).sum(-1),
             (user * negative).sum(-1),
-            l2_penalty(user, positive, negative),
+            self.weight_decay * l2_penalty(user, positive, negative),
         )
 
 
@@ -66,8 +69,9 @@ class MFBPR(Recommender):
         user_items = data.interactions.user_items
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        self.module = MatrixFactorization(self.n_users, self.n_items, config.embedding_size)
-        self.module.to(self.device)
+        self.module = MatrixFactorization(
+            self.n_users, self.n_items, config.embedding_size, config.weight_decay
+        ).to(self.device)
         optimizer = torch.optim.Adam(self.module.parameters(), lr=config.learning_rate)
 
         def train_epoch() -> float:
@@ -76,7 +80,6 @@ class MFBPR(Recommender):
                 optimizer,
                 user_items,
                 config.batch_size,
-                config.weight_decay,
                 rng,
                 self.device,
             )

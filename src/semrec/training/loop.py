@@ -137,20 +137,19 @@ def bpr_epoch(
     optimizer: torch.optim.Optimizer,
     user_items: sp.csr_matrix,
     batch_size: int,
-    weight_decay: float,
     rng: np.random.Generator,
     device: torch.device,
 ) -> float:
     """One epoch of BPR over all positive pairs with uniform negatives; the mean loss.
 
     ``forward(users, positives, negatives)`` returns positive scores, negative scores and
-    the L2 penalty of the batch.
+    the sum of the model's other loss terms, already weighted (L2, contrastive...).
     """
     total = torch.zeros((), device=device)
     for users, positives, negatives in bpr_batches(user_items, batch_size, rng):
         batch = [torch.from_numpy(a).to(device) for a in (users, positives, negatives)]
-        positive_scores, negative_scores, penalty = forward(*batch)
-        loss = bpr_loss(positive_scores, negative_scores) + weight_decay * penalty
+        positive_scores, negative_scores, other_terms = forward(*batch)
+        loss = bpr_loss(positive_scores, negative_scores) + other_terms
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

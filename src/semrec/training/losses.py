@@ -15,3 +15,10 @@ def l2_penalty(*embeddings: torch.Tensor) -> torch.Tensor:
     """Sum of squared norms / 2, averaged over the batch (as the LightGCN reference code)."""
     batch_size = embeddings[0].shape[0]
     return sum(e.pow(2).sum() for e in embeddings) / (2 * batch_size)
+
+
+def info_nce(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE between two views of the same rows: row i of each view is the positive pair,
+    the other rows of ``view_b`` the negatives; cosine similarity divided by ``temperature``."""
+    logits = F.normalize(view_a, dim=1) @ F.normalize(view_b, dim=1).T / temperature
+    return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
