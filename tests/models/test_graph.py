@@ -22,6 +22,7 @@ from semrec.models.graph import (
     SimGCL,
     normalized_adjacency,
 )
+from semrec.training.loop import learning_rate_at
 from semrec.training.losses import info_nce
 
 CPU = torch.device("cpu")
@@ -171,3 +172,25 @@ def test_monitor_runs_every_n_epochs_and_early_stopping_keeps_the_best():
     model = LightGCN(epochs=20, **params).fit(TrainData(data, monitor=monitor))
     assert [r["epoch"] for r in model.history if "valid_recall@20" in r] == [2, 4, 6]
     assert len(model.history) == 6
+
+
+def test_cosine_schedule_by_hand_and_resumed_exactly(tmp_path):
+    assert learning_rate_at("cosine", 0.1, 0, 4) == pytest.approx(0.1)
+    assert learning_rate_at("cosine", 0.1, 2, 4) == pytest.approx(0.05)  # half way
+    assert learning_rate_at("constant", 0.1, 3, 4) == 0.1
+    data = small_interactions()
+    params = {**FAST, "learning_rate_schedule": "cosine"}
+    straight = LightGCN(epochs=4, **params).fit(TrainData(data))
+    assert [r["learning_rate"] for r in straight.history] == pytest.approx(
+        [0.01 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)]
+    )
+
+    def crash():  # the schedule spans all 4 epochs: interrupt the run instead of shortening it
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # at epoch 2, after epoch 1's checkpoint
+        LightGCN(epochs=4, **{**params, "eval_every": 2}).fit(
+            TrainData(data, monitor=crash, work_dir=tmp_path)
+        )
+    resumed = LightGCN(epochs=4, **params).fit(TrainData(data, work_dir=tmp_path))
+    assert torch.equal(straight.module.embedding.weight, resumed.module.embedding.weight)

@@ -53,6 +53,7 @@ from __future__ import annotations
 import warnings
 from abc import abstractmethod
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -236,6 +237,9 @@ class GraphConfig(BPRConfig):
     seed: int = 2020
     eval_every: int = Field(20, ge=0, description="epochs between monitor evaluations")
     patience: int | None = Field(None, ge=1, description="early stop after N flat evaluations")
+    learning_rate_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="cosine: from learning_rate towards 0 over the epochs"
+    )
 
 
 class GraphRecommender(Recommender):
@@ -276,6 +280,7 @@ class GraphRecommender(Recommender):
             epochs=config.epochs,
             eval_every=config.eval_every,
             patience=config.patience,
+            learning_rate_schedule=config.learning_rate_schedule,
             checkpoint_dir=None if work_dir is None else work_dir / "checkpoint",
             history_path=None if work_dir is None else work_dir / "history.jsonl",
         )

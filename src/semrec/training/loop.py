@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -41,6 +42,17 @@ class LoopSettings:
     patience: int | None = None  # evaluations without improvement before stopping
     checkpoint_dir: Path | None = None
     history_path: Path | None = None
+    learning_rate_schedule: str = "constant"  # or "cosine", see learning_rate_at
+
+
+def learning_rate_at(schedule: str, base: float, epoch: int, epochs: int) -> float:
+    """The learning rate of 0-based ``epoch``: constant, or cosine from ``base`` towards 0
+    over ``epochs`` (set at the start of each epoch, so resuming restores it exactly)."""
+    if schedule == "constant":
+        return base
+    if schedule == "cosine":
+        return base * 0.5 * (1 + math.cos(math.pi * epoch / epochs))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; expected constant or cosine")
 
 
 @dataclass
@@ -175,9 +187,16 @@ def run_epochs(
         settings.history_path.parent.mkdir(parents=True, exist_ok=True)
         if state.epoch == 0:  # a fresh run: drop the history of an earlier one
             settings.history_path.write_text("")
+    base_rates = [group.get("initial_lr", group["lr"]) for group in optimizer.param_groups]
+    for group, base in zip(optimizer.param_groups, base_rates, strict=True):
+        group["initial_lr"] = base
     with progress(description, total=settings.epochs) as advance:
         advance(state.epoch)
         while state.epoch < settings.epochs:
+            for group, base in zip(optimizer.param_groups, base_rates, strict=True):
+                group["lr"] = learning_rate_at(
+                    settings.learning_rate_schedule, base, state.epoch, settings.epochs
+                )
             started = time.perf_counter()
             module.train()
             loss = train_epoch()
@@ -187,6 +206,8 @@ def run_epochs(
                 "loss": loss,
                 "train_seconds": round(time.perf_counter() - started, 3),
             }
+            if settings.learning_rate_schedule != "constant":
+                record["learning_rate"] = optimizer.param_groups[0]["lr"]
             stop = False
             if (
                 monitor is not None
