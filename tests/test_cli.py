@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -115,3 +116,48 @@ def test_malformed_data_file_names_file_and_line(tmp_path):
     assert result.exit_code == 2
     assert "events.csv" in result.output and "line 3" in result.output
     assert "Traceback" not in result.output
+
+
+class CountingEncoder:
+    """Stands in for MiniLM (tested in tests/encoders): here only the command is under test."""
+
+    identity = "counting-encoder"
+    load_seconds = None
+    texts_encoded = 0
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+
+    def encode(self, texts: list[str]):
+        CountingEncoder.texts_encoded += len(texts)
+        return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_encode_writes_the_cache_then_reads_it(tmp_path, monkeypatch):
+    monkeypatch.setattr("semrec.encoders.SentenceEncoder", CountingEncoder)
+    monkeypatch.setattr(CountingEncoder, "texts_encoded", 0)
+    result = invoke("encode", "xwines", "--cache-dir", tmp_path, "--limit", 50)
+    assert result.exit_code == 0, result.output
+    assert "50 items -> 2-dim vectors" in result.output
+    assert "cache miss" in result.output and "items/s" in result.output
+    assert CountingEncoder.texts_encoded == 50
+    assert len(list((tmp_path / "embeddings").glob("counting-encoder-*.safetensors"))) == 1
+
+    result = invoke("encode", "xwines", "--cache-dir", tmp_path, "--limit", 50)
+    assert result.exit_code == 0, result.output
+    assert "cache hit" in result.output and CountingEncoder.texts_encoded == 50
+
+    monkeypatch.setenv("SEMREC_CACHE", str(tmp_path / "from-env"))
+    result = invoke("encode", "xwines", "--limit", 50, "--template", "{WineName}")
+    assert result.exit_code == 0, result.output
+    assert "cache miss" in result.output
+    assert list((tmp_path / "from-env" / "embeddings").glob("*.safetensors"))
+
+
+def test_encode_with_a_bad_template_or_model_folder_is_a_clear_error(tmp_path):
+    result = invoke("encode", "xwines", "--cache-dir", tmp_path, "--template", "{Colour}")
+    assert result.exit_code == 2
+    assert "Colour" in result.output and "Traceback" not in result.output
+    result = invoke("encode", "xwines", "--cache-dir", tmp_path, "--model", "./no-such-model")
+    assert result.exit_code == 2
+    assert "no-such-model" in result.output and "does not exist" in result.output

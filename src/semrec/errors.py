@@ -16,6 +16,12 @@ class ConfigError(SemrecError):
     """An experiment config or model hyperparameter is invalid."""
 
 
+class EncoderError(SemrecError):
+    """An item encoder cannot be loaded, or item embeddings (computed or brought by the user)
+    are missing, malformed or do not match the catalogue. The message names the model or file.
+    """
+
+
 class ModelError(SemrecError):
     """A saved model is missing or corrupt, or a model was asked something it cannot answer."""
 
