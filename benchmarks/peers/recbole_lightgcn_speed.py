@@ -82,7 +82,7 @@ from recbole.data import create_dataset, data_preparation
 from recbole.utils import get_model, get_trainer, init_seed
 
 # Sibling script (same folder, which is sys.path[0] when this file is run as a script).
-from recbole_parity import check_dataset, read_split, write_atomic
+from recbole_parity import BENCHMARK_FILES_CONFIG, check_dataset, read_split, write_atomic
 
 DATASET_NAME = "semrec_speed"  # a name RecBole has no bundled copy of
 MODEL = "LightGCN"
@@ -151,18 +151,7 @@ def build_config_dict(args: argparse.Namespace, data_root: Path, n_items: int) -
     eval_batch_size = args.eval_batch_size or args.eval_users_per_batch * item_num
     return {
         "data_path": str(data_root),
-        # Benchmark files as in recbole_parity.py: "valid" = test, never evaluated.
-        "benchmark_filename": ["train", "valid", "test"],
-        "load_col": {"inter": ["user_id", "item_id"]},
-        "USER_ID_FIELD": "user_id",
-        "ITEM_ID_FIELD": "item_id",
-        "RATING_FIELD": None,
-        "TIME_FIELD": None,
-        "rm_dup_inter": None,
-        "val_interval": None,
-        "filter_inter_by_user_or_item": False,
-        "user_inter_num_interval": "[0,inf)",
-        "item_inter_num_interval": "[0,inf)",
+        **BENCHMARK_FILES_CONFIG,  # "valid" = test, never evaluated
         # BPR with one uniformly drawn negative per training row.
         "train_neg_sample_args": {
             "distribution": "uniform",

@@ -104,27 +104,32 @@ def write_atomic(path: Path, rows: list[tuple[str, str]]) -> None:
             handle.write(f"{user}\t{item}\n")
 
 
+# RecBole data settings for the split files, shared by every peer script that reads them.
+BENCHMARK_FILES_CONFIG = {
+    # RecBole needs three benchmark files. The scripts pass the test file as "valid" and
+    # never evaluate on it (fit(valid_data=None)), so it selects nothing; it also leaves the
+    # test masking unchanged: history = (train | valid | test) - test = train.
+    "benchmark_filename": ["train", "valid", "test"],
+    "load_col": {"inter": ["user_id", "item_id"]},
+    "USER_ID_FIELD": "user_id",
+    "ITEM_ID_FIELD": "item_id",
+    "RATING_FIELD": None,
+    "TIME_FIELD": None,
+    # No filtering of any kind (RecBole skips _data_filtering for benchmark files anyway).
+    "rm_dup_inter": None,
+    "val_interval": None,
+    "filter_inter_by_user_or_item": False,
+    "user_inter_num_interval": "[0,inf)",
+    "item_inter_num_interval": "[0,inf)",
+}
+
+
 def recbole_config(
     model: str, data_root: Path, args: argparse.Namespace, overrides: dict | None = None
 ) -> Config:
     config_dict = {
         "data_path": str(data_root),
-        # RecBole needs three benchmark files. These models have no iterative training and no
-        # early stopping, so the validation part is never used for model selection; we pass the
-        # test file as "valid" and never evaluate on it (fit(valid_data=None)). It also leaves
-        # the test masking unchanged: history = (train | valid | test) - test = train.
-        "benchmark_filename": ["train", "valid", "test"],
-        "load_col": {"inter": ["user_id", "item_id"]},
-        "USER_ID_FIELD": "user_id",
-        "ITEM_ID_FIELD": "item_id",
-        "RATING_FIELD": None,
-        "TIME_FIELD": None,
-        # No filtering of any kind (RecBole skips _data_filtering for benchmark files anyway).
-        "rm_dup_inter": None,
-        "val_interval": None,
-        "filter_inter_by_user_or_item": False,
-        "user_inter_num_interval": "[0,inf)",
-        "item_inter_num_interval": "[0,inf)",
+        **BENCHMARK_FILES_CONFIG,
         # Implicit feedback, no sampled negatives (Pop would otherwise count them as items).
         "train_neg_sample_args": None,
         # Full ranking over all items; split/order are ignored for benchmark files.
