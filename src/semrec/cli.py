@@ -211,23 +211,46 @@ def recommend(
     history: Annotated[
         str | None, typer.Option(help="Comma-separated item ids, for a user the model never saw.")
     ] = None,
+    intention: Annotated[
+        str | None,
+        typer.Option(
+            help="What the user wants, in words (models that read text, e.g. alpharec); "
+            "mixed with each --user, or on its own."
+        ),
+    ] = None,
     k: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     data_dir: DataDir = None,
 ) -> None:
-    """Top-k items, with titles, for known users or for a history of items."""
-    from semrec.experiment import load_run
+    """Top-k items, with titles, for known users, a history of items, or a text intention."""
+    from semrec.experiment import encode_texts_like_training, load_run
     from semrec.models import Query
+    from semrec.models.base import exclude_cells_, top_k
 
-    if not user and not history:
-        raise SemrecError("give --user ID (repeatable) or --history ITEM,ITEM,...")
-    _, dataset, data_split, model = load_run(run_dir, _location(data_dir))
+    if not user and not history and not intention:
+        raise SemrecError("give --user ID (repeatable), --history ITEM,ITEM,... or --intention")
+    config, dataset, data_split, model = load_run(run_dir, _location(data_dir))
     train = data_split.train
-    if history:
-        queries = [("history", Query.histories([train.item_index_of(history.split(","))]))]
+    if intention is not None:
+        if not hasattr(model, "score_intention"):
+            raise SemrecError(
+                f"{model.name} does not read text; --intention needs a model such as alpharec"
+            )
+        vector = encode_texts_like_training(config, [intention])
+        labels = user or [None]
+        tops = []
+        for label in labels:
+            if label is None:
+                tops.append((f"intention {intention!r}", top_k(model.score_intention(vector), k)))
+                continue
+            users = train.user_index_of([label])
+            scores = exclude_cells_(model.score_intention(vector, users), train.user_items[users])
+            tops.append((f"{label} + intention {intention!r}", top_k(scores, k)))
+    elif history:
+        query = Query.histories([train.item_index_of(history.split(","))])
+        tops = [("history", model.recommend(query, k))]
     else:
-        queries = [(u, Query.users(train.user_index_of([u]))) for u in user]
-    for label, query in queries:
-        top = model.recommend(query, k)
+        tops = [(u, model.recommend(Query.users(train.user_index_of([u])), k)) for u in user]
+    for label, top in tops:
         items = top.item_index[0].cpu().numpy()
         scores = top.scores[0].cpu().numpy()
         table = Table(title=f"top-{k} for {label} ({model.name})")

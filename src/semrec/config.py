@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from semrec.data.splits import RandomSplit, SplitSpec
+from semrec.encoders.text import DEFAULT_MODEL
 from semrec.errors import ConfigError
 
 
@@ -35,6 +36,21 @@ class DatasetConfig(_Section):
     columns: ColumnMapping | None = None
     min_rating: float | None = Field(None, description="keep ratings >= this (-> implicit)")
     k_core: int | None = Field(None, ge=1, description="iterative k-core on users and items")
+
+
+class EncoderConfig(_Section):
+    """Item vectors for the models that read item text (AlphaRec, text-initialised CF...):
+    the data set's item texts encoded by a sentence-transformers model (cached on disk), or
+    precomputed vectors keyed by item id."""
+
+    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or folder")
+    template: str | None = Field(None, description="item text template; default the data set's")
+    batch_size: int = Field(64, ge=1)
+    cache_dir: Path | None = Field(None, description="default $SEMREC_CACHE or ~/.cache/semrec")
+    embeddings: Path | None = Field(
+        None, description="a .npy/.safetensors/.parquet file of vectors keyed by item id"
+    )
+    ids: Path | None = Field(None, description="item ids file for a .npy `embeddings`")
 
 
 class ModelSection(_Section):
@@ -63,6 +79,7 @@ class ExperimentConfig(_Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     dataset: DatasetConfig
     split: SplitSpec = Field(default_factory=RandomSplit)
+    encoder: EncoderConfig | None = None
     model: ModelSection
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import platform
 import resource
 import time
@@ -16,15 +17,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import semrec
 from semrec.atomic import write_text_atomic
-from semrec.config import DatasetConfig, ExperimentConfig, dump_config, load_config
+from semrec.config import (
+    DatasetConfig,
+    EncoderConfig,
+    ExperimentConfig,
+    dump_config,
+    load_config,
+)
 from semrec.data import Dataset
 from semrec.data.registry import load_dataset
 from semrec.data.splits import Split, filter_min_rating, k_core, split
-from semrec.errors import ModelError
+from semrec.encoders import (
+    SentenceEncoder,
+    default_cache_dir,
+    encode_catalog,
+    l2_normalize,
+    load_embeddings,
+)
+from semrec.errors import ConfigError, ModelError
 from semrec.evaluation import EvaluationResult, evaluate
 from semrec.evaluation.report import metric_columns, render_report
 from semrec.models import Recommender, TrainData, load_model, model_class
@@ -103,11 +118,52 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def prepare_item_embeddings(config: EncoderConfig, dataset: Dataset) -> np.ndarray:
+    """Item vectors in the data set's item order: read from ``config.embeddings``, or the
+    catalogue's texts encoded (and cached) by ``config.model``."""
+    item_ids = dataset.interactions.item_ids
+    if config.embeddings is not None:
+        return load_embeddings(config.embeddings, item_ids, ids_path=config.ids)
+    if dataset.catalog is None:
+        raise ConfigError(
+            f"{dataset.name}: has no item catalogue, so there is no item text to encode; "
+            "set encoder.embeddings to a file of vectors keyed by item id"
+        )
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # Rich shows our own bar
+    cache_dir = config.cache_dir or default_cache_dir(os.environ.get("SEMREC_CACHE"))
+    encoded = encode_catalog(
+        dataset.catalog,
+        SentenceEncoder(config.model),
+        cache_dir=cache_dir,
+        template=config.template,
+        batch_size=config.batch_size,
+    )
+    return encoded.embeddings
+
+
+def encode_texts_like_training(config: ExperimentConfig, texts: list[str]) -> np.ndarray:
+    """Free texts (user intentions) as unit vectors from the encoder the run's model was
+    trained with."""
+    encoder = config.encoder or EncoderConfig()
+    if encoder.embeddings is not None:
+        raise ConfigError(
+            f"run {config.name} was trained on precomputed vectors ({encoder.embeddings}); "
+            "free text can only be encoded by the model that produced them, which semrec "
+            "does not know"
+        )
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return l2_normalize(SentenceEncoder(encoder.model).encode(texts))
+
+
 MONITOR_KS = (20,)
 
 
 def fit_timed(
-    model: Recommender, dataset: Dataset, data_split: Split, work_dir: Path | None = None
+    model: Recommender,
+    dataset: Dataset,
+    data_split: Split,
+    work_dir: Path | None = None,
+    item_embeddings: np.ndarray | None = None,
 ) -> float:
     """Fit and return seconds. Iterative models are monitored on the validation part, or,
     where the split has none (paper protocols such as LightGCN's), on the test part: that
@@ -123,8 +179,31 @@ def fit_timed(
         }
 
     started = time.perf_counter()
-    model.fit(TrainData(data_split.train, dataset.catalog, data_split.valid, monitor, work_dir))
+    model.fit(
+        TrainData(
+            data_split.train,
+            dataset.catalog,
+            data_split.valid,
+            monitor,
+            work_dir,
+            item_embeddings,
+        )
+    )
     return time.perf_counter() - started
+
+
+def warn_if_cold_items_without_text(model: Recommender, data_split: Split) -> None:
+    """Cold-start items are only told apart through item text: say so for a model without it
+    (it still runs, as the baseline of the cold-start comparison)."""
+    if data_split.protocol.get("protocol") != "cold_items" or model.needs_item_embeddings:
+        return
+    log.warning(
+        "cold_items split: the %s held-out items have no training interactions, so %s "
+        "(no item text) cannot tell them apart; its ranking of them is by its untrained/zero "
+        "scores, i.e. near-random (all-equal scores fall back to item-index order)",
+        data_split.protocol.get("n_held_out_items", "?"),
+        model.name,
+    )
 
 
 def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocation()) -> Path:
@@ -140,8 +219,14 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
         data_split = split(dataset, config.split)
         log.info("data %s, split %s", dataset.summary(), data_split.summary())
         model = model_class(config.model.name)(**config.model.params)
+        warn_if_cold_items_without_text(model, data_split)
+        encoder = config.encoder
+        if encoder is None and model.needs_item_embeddings:
+            encoder = EncoderConfig()
+            log.info("%s reads item text: encoding with the default %s", model.name, encoder.model)
+        embeddings = None if encoder is None else prepare_item_embeddings(encoder, dataset)
         reset_peak_memory()
-        fit_seconds = fit_timed(model, dataset, data_split, run_dir / "training")
+        fit_seconds = fit_timed(model, dataset, data_split, run_dir / "training", embeddings)
         fit_memory = peak_memory_mib()  # includes the monitor's evaluations during training
         reset_peak_memory()
         result = evaluate(

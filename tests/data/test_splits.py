@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+import yaml
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from semrec.config import ExperimentConfig, build_config, dump_config
 from semrec.data import Dataset, Interactions, Part
 from semrec.data.splits import (
+    ColdItemSplit,
     GivenSplit,
     LeaveOneOutSplit,
     RandomSplit,
+    Split,
     TemporalSplit,
     filter_min_rating,
     k_core,
     split,
 )
-from semrec.errors import DataError
+from semrec.errors import ConfigError, DataError
 
 
 def dataset_of(users, items, rating=None, timestamp=None, parts=None) -> Dataset:
@@ -120,3 +124,137 @@ def test_a_split_never_leaks_and_loses_nothing(events, protocol, seed):
         assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1 :])
     for part in parts:  # one vocabulary for all parts
         assert part.user_ids is ds.interactions.user_ids
+
+
+# --- cold-start items ---------------------------------------------------------------------
+def items_with_rows(x: Interactions) -> np.ndarray:
+    return np.flatnonzero(np.bincount(x.item_index, minlength=x.n_items))
+
+
+def test_cold_items_never_leak_a_held_out_item_into_training(small_dataset):
+    x = small_dataset.interactions
+    s = split(small_dataset, ColdItemSplit(item_ratio=0.2, seed=11))
+    held_out = s.candidate_items
+    assert held_out is not None and np.all(np.diff(held_out) > 0)
+    assert not np.isin(s.train.item_index, held_out).any()  # no training row of a held-out item
+    assert np.isin(s.test.item_index, held_out).all()  # test holds only held-out items
+    assert s.train.item_counts()[held_out].sum() == 0
+    # every row of a held-out item is in test, unless its user has no training row at all
+    train_users = np.flatnonzero(s.train.user_counts())
+    kept = np.isin(x.item_index, held_out) & np.isin(x.user_index, train_users)
+    assert len(s.test) == kept.sum()
+    assert pairs(s.test) == pairs(x.select(kept))
+    assert len(s.train) + len(s.test) + s.protocol["n_dropped_test_interactions"] == len(x)
+    assert s.valid is None
+    # one shared vocabulary: held-out items keep their index (and catalogue text)
+    assert s.train.item_ids is x.item_ids and s.test.item_ids is x.item_ids
+
+
+def test_cold_items_hold_out_the_rounded_fraction_of_items_with_interactions(small_dataset):
+    n_items = len(items_with_rows(small_dataset.interactions))
+    for ratio in (0.1, 0.2, 0.5):
+        s = split(small_dataset, ColdItemSplit(item_ratio=ratio))
+        assert len(s.candidate_items) == round(ratio * n_items)
+        assert s.protocol["n_held_out_items"] == round(ratio * n_items)
+        assert s.protocol["rank_among"] == "held_out"
+        assert s.summary()["candidate_items"] == round(ratio * n_items)
+
+
+def test_cold_items_count_is_at_least_one_and_never_all_items():
+    # 3 items with rows (item 9 of the vocabulary has none and is never drawn)
+    x = Interactions.from_ids(
+        ["a", "a", "b", "b", "c"], ["1", "2", "2", "3", "1"], item_vocabulary=["1", "2", "3", "9"]
+    )
+    ds = Dataset("toy", x)
+    assert len(split(ds, ColdItemSplit(item_ratio=0.01)).candidate_items) == 1
+    assert len(split(ds, ColdItemSplit(item_ratio=0.99)).candidate_items) == 2
+    for seed in range(10):
+        assert 3 not in split(ds, ColdItemSplit(item_ratio=0.5, seed=seed)).candidate_items
+    with pytest.raises(DataError, match="at least 2 items"):
+        split(dataset_of(["a", "b"], ["1", "1"]), ColdItemSplit())
+
+
+def test_cold_items_split_is_seeded(small_dataset):
+    first = split(small_dataset, ColdItemSplit(seed=1))
+    again = split(small_dataset, ColdItemSplit(seed=1))
+    other = split(small_dataset, ColdItemSplit(seed=2))
+    assert np.array_equal(first.candidate_items, again.candidate_items)
+    assert pairs(first.test) == pairs(again.test) and pairs(first.train) == pairs(again.train)
+    assert not np.array_equal(first.candidate_items, other.candidate_items)
+
+
+def test_cold_items_drop_and_count_users_without_training_rows(small_dataset):
+    # holding out 80 % of the wines leaves many real users with held-out wines only
+    x = small_dataset.interactions
+    s = split(small_dataset, ColdItemSplit(item_ratio=0.8, seed=5))
+    held_out_row = np.isin(x.item_index, s.candidate_items)
+    rows_per_user = np.bincount(x.user_index, minlength=x.n_users)
+    held_out_rows_per_user = np.bincount(x.user_index[held_out_row], minlength=x.n_users)
+    only_held_out = np.flatnonzero(held_out_rows_per_user == rows_per_user)
+    assert len(only_held_out) > 0  # the case is exercised
+    assert s.protocol["n_dropped_test_users"] == len(only_held_out)
+    assert s.protocol["n_dropped_test_interactions"] == rows_per_user[only_held_out].sum()
+    assert not np.isin(s.test.user_index, only_held_out).any()
+    assert not np.isin(s.train.user_index, only_held_out).any()
+    assert np.all(s.train.user_counts()[np.unique(s.test.user_index)] > 0)
+
+
+def test_cold_items_ranked_among_all_items_has_no_candidates(small_dataset):
+    held = split(small_dataset, ColdItemSplit(seed=3))
+    every = split(small_dataset, ColdItemSplit(seed=3, rank_among="all"))
+    assert every.candidate_items is None
+    assert every.protocol["rank_among"] == "all"
+    assert every.protocol["n_held_out_items"] == len(held.candidate_items)
+    assert pairs(every.test) == pairs(held.test)
+
+
+def test_cold_items_config_round_trip():
+    raw = {
+        "name": "cold",
+        "dataset": {"name": "xwines"},
+        "split": {"protocol": "cold_items"},
+        "model": {"name": "most_pop"},
+    }
+    config = build_config(raw)
+    assert config.split == ColdItemSplit()
+    assert (config.split.item_ratio, config.split.seed, config.split.rank_among) == (
+        0.2,
+        2024,
+        "held_out",
+    )
+    again = build_config(yaml.safe_load(dump_config(config)))
+    assert isinstance(again, ExperimentConfig) and again.split == config.split
+    tuned = build_config(raw, ["split.item_ratio=0.3", "split.rank_among=all"])
+    assert tuned.split == ColdItemSplit(item_ratio=0.3, rank_among="all")
+    for bad in ("split.item_ratio=1.0", "split.rank_among=warm", "split.valid=true"):
+        with pytest.raises(ConfigError, match="split"):
+            build_config(raw, [bad])
+
+
+def test_split_checks_candidate_items():
+    x = Interactions.from_ids(["a", "b"], ["1", "2"])
+    with pytest.raises(DataError, match="sorted"):
+        Split(x, x, None, {}, candidate_items=np.array([1, 0]))
+    with pytest.raises(DataError, match="outside"):
+        Split(x, x, None, {}, candidate_items=np.array([0, 2]))
+    s = Split(x, x, None, {}, candidate_items=[0, 1])
+    assert s.candidate_items.dtype == np.int64 and not s.candidate_items.flags.writeable
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.integers(0, 8), st.integers(0, 15)), min_size=2, max_size=80),
+    ratio=st.sampled_from([0.1, 0.3, 0.6]),
+    seed=st.integers(0, 5),
+)
+def test_a_cold_item_split_never_leaks(events, ratio, seed):
+    users, items = zip(*events, strict=True)
+    assume(len(set(items)) >= 2)
+    ds = dataset_of(list(users), list(items))
+    s = split(ds, ColdItemSplit(item_ratio=ratio, seed=seed))
+    held_out = set(s.candidate_items.tolist())
+    assert not held_out & set(s.train.item_index.tolist())
+    assert set(s.test.item_index.tolist()) <= held_out
+    assert set(s.test.user_index.tolist()) <= set(s.train.user_index.tolist())
+    dropped = s.protocol["n_dropped_test_interactions"]
+    assert len(s.train) + len(s.test) + dropped == len(ds.interactions)

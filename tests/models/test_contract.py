@@ -1,4 +1,9 @@
-"""The contract every registered model passes. A new model joins by adding a FAST_PARAMS line."""
+"""The contract every registered model passes. A new model joins by adding a FAST_PARAMS line.
+
+A key ``name+variant`` runs model ``name`` again with other parameters (e.g. text
+initialisation). Models whose ``needs_item_embeddings`` is true get the real text vectors of
+the fixture's wines.
+"""
 
 from __future__ import annotations
 
@@ -21,18 +26,43 @@ FAST_PARAMS: dict[str, dict] = {
     "lightgcn": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
     "ngcf": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
     "simgcl": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
+    "mf_bpr+text": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "item_init": "text"},
+    "lightgcn+text": {
+        "epochs": 2,
+        "batch_size": 256,
+        "embedding_size": 16,
+        "eval_every": 0,
+        "item_init": "text",
+    },
+    "alpharec": {
+        "epochs": 2,
+        "batch_size": 256,
+        "embedding_size": 16,
+        "eval_every": 0,
+        "mlp_hidden_size": 32,
+        "negatives": 16,
+    },
+    "lightgcn_concat": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
+    "text_knn": {},
 }
 
 
 def test_every_registered_model_is_covered():
-    assert set(MODEL_REGISTRY) == set(FAST_PARAMS)
+    assert set(MODEL_REGISTRY) == {key.split("+")[0] for key in FAST_PARAMS}
+
+
+def train_data(model: Recommender, split: Split, item_embeddings: np.ndarray) -> TrainData:
+    """The training part, with item text vectors when the model needs them."""
+    return TrainData(
+        split.train, item_embeddings=item_embeddings if model.needs_item_embeddings else None
+    )
 
 
 @pytest.fixture(scope="module", params=sorted(FAST_PARAMS))
-def fitted(request, small_split: Split) -> Recommender:
-    name = request.param
-    model = MODEL_REGISTRY[name](**FAST_PARAMS[name])
-    returned = model.fit(TrainData(small_split.train))
+def fitted(request, small_split: Split, small_item_embeddings: np.ndarray) -> Recommender:
+    key = request.param
+    model = MODEL_REGISTRY[key.split("+")[0]](**FAST_PARAMS[key])
+    returned = model.fit(train_data(model, small_split, small_item_embeddings))
     assert returned is model
     return model
 
@@ -69,8 +99,9 @@ def test_batch_equals_single_queries(fitted, small_split):
     torch.testing.assert_close(batch, singles)
 
 
-def test_same_seed_same_result(fitted, small_split):
-    again = type(fitted)(fitted.config).fit(TrainData(small_split.train))
+def test_same_seed_same_result(fitted, small_split, small_item_embeddings):
+    again = type(fitted)(fitted.config)
+    again.fit(train_data(again, small_split, small_item_embeddings))
     users = Query.users(_users(small_split))
     torch.testing.assert_close(fitted.score(users), again.score(users), rtol=0, atol=0)
 
@@ -118,3 +149,10 @@ def test_corrupt_saved_model_fails_naming_the_file(fitted, tmp_path):
     (tmp_path / "model" / "manifest.json").unlink()
     with pytest.raises(ModelError, match=r"manifest\.json"):
         load_model(tmp_path / "model")
+
+
+def test_missing_item_embeddings_are_refused_clearly(fitted, small_split):
+    if not fitted.needs_item_embeddings:
+        return
+    with pytest.raises(ModelError, match=f"{fitted.name} needs item text embeddings"):
+        type(fitted)(fitted.config).fit(TrainData(small_split.train))

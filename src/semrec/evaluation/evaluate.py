@@ -1,4 +1,5 @@
-"""Batched full-ranking evaluation: every item is a candidate, seen items are masked."""
+"""Batched full-ranking evaluation: every item is a candidate (or every item of the split's
+``candidate_items``, e.g. the held-out items of a cold-start split), seen items are masked."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ def evaluate(
     Excluded from each user's ranking: their training items, and at test time also their
     validation items (``exclude_seen=False`` keeps them, for repeat-consumption protocols).
     Metrics average over the evaluated users.
+
+    When the split has ``candidate_items`` (a cold-start split ranking its held-out items),
+    only those items are ranked, exactly as if every other item scored -inf: relevant items
+    are the user's ``part`` items among the candidates, users without one are not evaluated,
+    and the beyond-accuracy measures (coverage, Gini, novelty, ARP) take the candidate set
+    as the catalogue. ``top_items`` always holds catalogue item indices.
     """
     started = time.perf_counter()
     target = split.test if part == "test" else split.valid
@@ -61,12 +68,23 @@ def evaluate(
             f"{model.name} was trained on {model.n_users} users x {model.n_items} items, "
             f"the split has {split.train.n_users} x {split.train.n_items}: not the same data"
         )
-    if max(ks) > model.n_items:
+    candidates = split.candidate_items
+    cold_items = split.protocol.get("protocol") == "cold_items"
+    candidate_kind = "held-out items" if cold_items else "candidate items"
+    if candidates is None and max(ks) > model.n_items:
         raise ModelError(f"K={max(ks)} exceeds the catalogue size ({model.n_items} items)")
+    if candidates is not None and max(ks) > len(candidates):
+        raise ModelError(
+            f"K={max(ks)} exceeds the {len(candidates)} {candidate_kind} this split ranks "
+            "among; use a smaller K" + (" or a larger item_ratio" if cold_items else "")
+        )
     relevant = target.user_items
     excluded = split.train.user_items
     if part == "test" and split.valid is not None:
         excluded = excluded + split.valid.user_items
+    if candidates is not None:  # columns = candidates, in order: a local index per candidate
+        relevant, excluded = relevant[:, candidates], excluded[:, candidates]
+        candidate_index = torch.tensor(candidates)
     n_relevant_all = np.diff(relevant.indptr)
     users = np.flatnonzero(n_relevant_all)
     max_k = max(ks)
@@ -78,6 +96,9 @@ def evaluate(
             batch_users = users[start : start + batch_size]
             scores = model.score(Query.users(batch_users))
             device = scores.device
+            if candidates is not None:
+                candidate_index = candidate_index.to(device)
+                scores = scores[:, candidate_index]
             if exclude_seen:
                 exclude_cells_(scores, excluded[batch_users])
             ranked = top_k(scores, max_k).item_index
@@ -95,13 +116,25 @@ def evaluate(
         if per_user_batches
         else {}
     )
-    top_items = np.concatenate(top_items_batches) if top_items_batches else np.empty((0, max_k))
+    top_items = (
+        np.concatenate(top_items_batches)
+        if top_items_batches
+        else np.empty((0, max_k), dtype=np.int64)
+    )
+    item_popularity = split.train.item_counts()
+    if candidates is not None:  # the candidates are the catalogue; back to catalogue indices
+        item_popularity = item_popularity[candidates]
     metrics = mean_metrics({name: torch.from_numpy(v) for name, v in per_user.items()})
-    metrics.update(beyond_accuracy(top_items, split.train.item_counts(), split.train.n_users, ks))
+    metrics.update(beyond_accuracy(top_items, item_popularity, split.train.n_users, ks))
+    if candidates is not None:
+        top_items = candidates[top_items]
+        ranking = f"ranked among {len(candidates)} {candidate_kind}"
+    else:
+        ranking = "full"
     protocol = {
         **split.protocol,
         "part": part,
-        "ranking": "full",
+        "ranking": ranking,
         "excluded": ("train+valid" if part == "test" and split.valid is not None else "train")
         if exclude_seen
         else "none",

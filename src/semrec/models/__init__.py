@@ -1,6 +1,6 @@
 """Recommender models behind one protocol (see :mod:`semrec.models.base`) and their registry."""
 
-from semrec.models import baselines, graph, mf  # noqa: F401  (registers the models)
+from semrec.models import alpharec, baselines, graph, mf, text  # noqa: F401  (registers the models)
 from semrec.models.base import (
     MODEL_REGISTRY,
     Query,

@@ -53,6 +53,26 @@ class TrainData:
     monitor: Callable[[], dict[str, float]] | None = None
     #: where iterative models keep checkpoints and history.jsonl (resumed when present)
     work_dir: Path | None = None
+    #: item vectors [n_items, dim] (row i = item index i), e.g. encoded item text
+    item_embeddings: np.ndarray | None = None
+
+    def require_item_embeddings(self, model: str) -> np.ndarray:
+        """The item vectors, checked against the item count; a clear error when absent."""
+        vectors = self.item_embeddings
+        if vectors is None:
+            raise ModelError(
+                f"{model} needs item text embeddings: add an `encoder:` section to the "
+                "experiment config (or pass TrainData(item_embeddings=...))"
+            )
+        n_items = self.interactions.n_items
+        if vectors.ndim != 2 or len(vectors) != n_items:
+            raise ModelError(
+                f"{model}: item embeddings have shape {vectors.shape}, expected "
+                f"[{n_items} items, dim]"
+            )
+        if not np.isfinite(vectors).all():
+            raise ModelError(f"{model}: item embeddings hold NaN or infinite values")
+        return np.asarray(vectors, dtype=np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,6 +215,8 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]]
     #: True when ``score`` can answer a Query that has only item histories.
     accepts_history: ClassVar[bool] = False
+    #: True when ``fit`` needs ``TrainData.item_embeddings`` (item text vectors).
+    needs_item_embeddings: ClassVar[bool] = False
 
     def __init__(self, config: ModelConfig | None = None, **params: Any) -> None:
         if config is not None and params:

@@ -43,6 +43,14 @@ items of the batch (each once) are contrasted. Defaults are the paper's (λ 0.5,
 Deviation: the L2 term is LightGCN's (squared norms of the batch's ego embeddings); the
 reference code (SELFRec) uses unsquared norms.
 
+Text initialisation (``item_init="text"``, every model here): the ego item embeddings start
+as the PCA of the item text vectors, rescaled to the mean row norm of the model's random
+initialisation, and each ego user embedding as the mean of their items' (see
+:mod:`semrec.models.mf`); training is unchanged. These are the text-initialised baselines
+of the semantic-fusion papers (the AlphaRec paper's "XSimGCL_t" is such a graph model started
+from text vectors). The ID+text concatenation baseline is ``lightgcn_concat`` in
+:mod:`semrec.models.text`.
+
 The papers train a fixed number of epochs and report the best epoch on the test set; semrec
 runs a fixed number of epochs and reports the last one (or early-stops on a validation split
 when there is one).
@@ -62,9 +70,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from semrec.errors import ModelError
 from semrec.models.base import Query, Recommender, TrainData, register
-from semrec.models.mf import BPRConfig
-from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
+from semrec.models.mf import BPRConfig, mean_row_norm, text_initial_embeddings
+from semrec.training.loop import LoopSettings, Objective, bpr_epoch, run_epochs
 from semrec.training.losses import info_nce, l2_penalty
 
 
@@ -173,10 +182,14 @@ class PropagatedEmbeddings(nn.Module):
         self.embedding = nn.Embedding(n_users + n_items, embedding_size)  # users, then items
         nn.init.normal_(self.embedding.weight, std=0.1)
 
+    def ego(self) -> torch.Tensor:
+        """Layer 0: users, then items."""
+        return self.embedding.weight
+
     def propagate(self, graph: Graph, noise: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         """Final user and item embeddings: the mean of the layers, each perturbed by
         ``noise`` · sign ⊙ a random unit vector when ``noise`` > 0 (SimGCL's views)."""
-        layer = self.embedding.weight
+        layer = self.ego()
         total = layer if self.include_ego else torch.zeros_like(layer)
         for _ in range(self.n_layers):
             layer = graph.product(layer)
@@ -191,7 +204,7 @@ class PropagatedEmbeddings(nn.Module):
     def ego_penalty(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> torch.Tensor:
-        ego = self.embedding.weight
+        ego = self.ego()
         return l2_penalty(ego[users], ego[self.n_users + positives], ego[self.n_users + negatives])
 
 
@@ -231,6 +244,10 @@ class NGCFPropagation(nn.Module):
         return final[: self.n_users], final[self.n_users :]
 
 
+#: per-pair negatives are read off a dense [batch, items] score matrix up to this many cells
+DENSE_BATCH_SCORES = 2**26
+
+
 class GraphConfig(BPRConfig):
     n_layers: int = Field(3, ge=0)
     epochs: int = Field(1000, ge=1)
@@ -240,6 +257,19 @@ class GraphConfig(BPRConfig):
     learning_rate_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="cosine: from learning_rate towards 0 over the epochs"
     )
+    loss: Literal["bpr", "softmax"] = Field(
+        "bpr", description="softmax: sampled softmax over cosine scores (AlphaRec's loss)"
+    )
+    negatives: int = Field(256, ge=1, description="sampled negatives per pair (softmax only)")
+    temperature: float = Field(0.15, gt=0, description="τ of the sampled softmax")
+    shared_negatives: bool = Field(
+        False, description="softmax: one set of sampled negatives per batch, not per pair"
+    )
+
+    def objective(self) -> Objective:
+        if self.loss == "bpr":
+            return Objective()
+        return Objective("softmax", self.negatives, self.temperature, self.shared_negatives)
 
 
 class GraphRecommender(Recommender):
@@ -250,6 +280,11 @@ class GraphRecommender(Recommender):
     """
 
     Config = GraphConfig
+
+    @property
+    def needs_item_embeddings(self) -> bool:
+        """True when the items start from their text (``item_init="text"``)."""
+        return self.config.item_init == "text"
 
     @abstractmethod
     def _module(self) -> nn.Module: ...
@@ -267,12 +302,20 @@ class GraphRecommender(Recommender):
         rng = np.random.default_rng(config.seed)
         self.graph = Graph.build(user_items, self.device)
         self.module = self._module().to(self.device)
+        if config.item_init == "text":
+            self._initialise_from_text(data)
         optimizer = torch.optim.Adam(self.module.parameters(), lr=config.learning_rate)
 
         def train_epoch() -> float:
             self._final = None  # embeddings change: score() must propagate again
             return bpr_epoch(
-                self._batch_terms, optimizer, user_items, config.batch_size, rng, self.device
+                self._batch_terms,
+                optimizer,
+                user_items,
+                config.batch_size,
+                rng,
+                self.device,
+                config.objective(),
             )
 
         work_dir = data.work_dir
@@ -296,12 +339,60 @@ class GraphRecommender(Recommender):
         ).history
         self._final = None
 
+    def _initialise_from_text(self, data: TrainData) -> None:
+        """Overwrite the ego embeddings (users, then items) with the text initialisation."""
+        embedding = getattr(self.module, "embedding", None)
+        if not isinstance(embedding, nn.Embedding) or len(embedding.weight) != (
+            self.n_users + self.n_items
+        ):
+            raise ModelError(f"{self.name}: item_init='text' needs ID embeddings to initialise")
+        weight = embedding.weight
+        users, items = text_initial_embeddings(
+            data.require_item_embeddings(self.name),
+            data.interactions.user_items,
+            self.config.embedding_size,
+            mean_row_norm(weight[self.n_users :]),
+        )
+        with torch.no_grad():
+            weight.copy_(torch.cat([users, items]).to(weight.device))
+
+    def _pair_scores(
+        self,
+        user: torch.Tensor,
+        item_final: torch.Tensor,
+        positives: torch.Tensor,
+        negatives: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Scores of the batch's positive items [B] and negative items ([B] for BPR, [B, N]
+        for the softmax): inner products, or cosine similarities for the sampled softmax.
+
+        ``negatives`` holds item indices: [B] (BPR), [B, N] (per pair) or [1, N] (shared).
+        Per-pair negatives are read off the batch's full score matrix when it is small: the
+        same numbers, and on CPU much cheaper to differentiate than gathering [B, N, d].
+        """
+        if self.config.loss == "softmax":
+            user, item_final = F.normalize(user, dim=-1), F.normalize(item_final, dim=-1)
+        positive_scores = (user * item_final[positives]).sum(-1)
+        if negatives.dim() == 1:
+            negative_scores = (user * item_final[negatives]).sum(-1)
+        elif self.config.shared_negatives:
+            negative_scores = user @ item_final[negatives[0]].T
+        elif len(user) * len(item_final) <= DENSE_BATCH_SCORES:
+            negative_scores = torch.gather(user @ item_final.T, 1, negatives)
+        else:
+            negative_scores = torch.bmm(item_final[negatives], user.unsqueeze(2)).squeeze(2)
+        return positive_scores, negative_scores
+
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Propagated user and item embeddings (evaluation mode), cached until trained again."""
+        """Propagated user and item embeddings (evaluation mode), cached until trained again;
+        unit-normalised when the model trains on cosine scores."""
         if self._final is None:
             self.module.eval()
             with torch.no_grad():
-                self._final = self.module.propagate(self.graph)
+                users, items = self.module.propagate(self.graph)
+                if self.config.loss == "softmax":
+                    users, items = F.normalize(users, dim=1), F.normalize(items, dim=1)
+                self._final = users, items
         return self._final
 
     def score(self, query: Query) -> torch.Tensor:
@@ -337,13 +428,9 @@ class LightGCN(GraphRecommender):
 
     def _batch_terms(self, users, positives, negatives):
         user_final, item_final = self.module.propagate(self.graph)
-        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
+        scores = self._pair_scores(user_final[users], item_final, positives, negatives)
         penalty = self.module.ego_penalty(users, positives, negatives)
-        return (
-            (user * positive).sum(-1),
-            (user * negative).sum(-1),
-            self.config.weight_decay * penalty,
-        )
+        return *scores, self.config.weight_decay * penalty
 
 
 @register
@@ -375,11 +462,9 @@ class NGCF(GraphRecommender):
         graph = self.graph.with_dropout(self.config.node_dropout)
         user_final, item_final = self.module.propagate(graph)
         user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
-        return (
-            (user * positive).sum(-1),
-            (user * negative).sum(-1),
-            self.config.weight_decay * l2_penalty(user, positive, negative),
-        )
+        penalty = l2_penalty(user, positive, negative)
+        scores = self._pair_scores(user, item_final, positives, negatives)
+        return *scores, self.config.weight_decay * penalty
 
 
 @register
@@ -405,7 +490,6 @@ class SimGCL(GraphRecommender):
     def _batch_terms(self, users, positives, negatives):
         config = self.config
         user_final, item_final = self.module.propagate(self.graph)
-        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
         unique_users, unique_items = torch.unique(users), torch.unique(positives)
         users_a, items_a = self.module.propagate(self.graph, noise=config.noise)
         users_b, items_b = self.module.propagate(self.graph, noise=config.noise)
@@ -413,8 +497,5 @@ class SimGCL(GraphRecommender):
             users_a[unique_users], users_b[unique_users], config.temperature
         ) + info_nce(items_a[unique_items], items_b[unique_items], config.temperature)
         penalty = self.module.ego_penalty(users, positives, negatives)
-        return (
-            (user * positive).sum(-1),
-            (user * negative).sum(-1),
-            config.weight_decay * penalty + config.contrastive_weight * contrastive,
-        )
+        extra = config.weight_decay * penalty + config.contrastive_weight * contrastive
+        return *self._pair_scores(user_final[users], item_final, positives, negatives), extra

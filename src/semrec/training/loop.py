@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from semrec.atomic import write_text_atomic
 from semrec.errors import ModelError
 from semrec.progress import progress
-from semrec.training.losses import bpr_loss
+from semrec.training.losses import bpr_loss, sampled_softmax_loss
 from semrec.training.samplers import bpr_batches, n_batches
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,32 @@ def load_checkpoint(
     )
 
 
+@dataclass(frozen=True)
+class Objective:
+    """What a ranking epoch minimises: BPR with one negative per positive pair, or sampled
+    softmax over ``negatives`` sampled items per pair (or, ``shared``, per batch) with
+    temperature ``temperature``."""
+
+    loss: str = "bpr"  # or "softmax"
+    negatives: int = 1
+    temperature: float = 1.0
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        if self.loss not in ("bpr", "softmax"):
+            raise ValueError(f"unknown loss {self.loss!r}; expected bpr or softmax")
+        if self.loss == "bpr" and self.negatives != 1:
+            raise ValueError("BPR takes one negative per positive pair")
+
+    def __call__(self, positive_scores: torch.Tensor, negative_scores: torch.Tensor):
+        if self.loss == "bpr":
+            return bpr_loss(positive_scores, negative_scores)
+        return sampled_softmax_loss(positive_scores, negative_scores, self.temperature)
+
+
+BPR = Objective()
+
+
 def bpr_epoch(
     forward: Callable[..., tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
     optimizer: torch.optim.Optimizer,
@@ -151,17 +177,21 @@ def bpr_epoch(
     batch_size: int,
     rng: np.random.Generator,
     device: torch.device,
+    objective: Objective = BPR,
 ) -> float:
-    """One epoch of BPR over all positive pairs with uniform negatives; the mean loss.
+    """One epoch over all positive pairs with uniform negatives; the mean loss.
 
-    ``forward(users, positives, negatives)`` returns positive scores, negative scores and
-    the sum of the model's other loss terms, already weighted (L2, contrastive...).
+    ``forward(users, positives, negatives)`` returns positive scores [B], negative scores
+    ([B] for BPR, [B, N] for the softmax, whose negatives are [B, N], or [1, N] when shared)
+    and the sum of the model's other loss terms, already weighted (L2, contrastive...).
     """
     total = torch.zeros((), device=device)
-    for users, positives, negatives in bpr_batches(user_items, batch_size, rng):
+    for users, positives, negatives in bpr_batches(
+        user_items, batch_size, rng, objective.negatives, objective.shared
+    ):
         batch = [torch.from_numpy(a).to(device) for a in (users, positives, negatives)]
         positive_scores, negative_scores, other_terms = forward(*batch)
-        loss = bpr_loss(positive_scores, negative_scores) + other_terms
+        loss = objective(positive_scores, negative_scores) + other_terms
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -22,3 +22,12 @@ def info_nce(view_a: torch.Tensor, view_b: torch.Tensor, temperature: float) -> 
     the other rows of ``view_b`` the negatives; cosine similarity divided by ``temperature``."""
     logits = F.normalize(view_a, dim=1) @ F.normalize(view_b, dim=1).T / temperature
     return F.cross_entropy(logits, torch.arange(len(logits), device=logits.device))
+
+
+def sampled_softmax_loss(
+    positive_scores: torch.Tensor, negative_scores: torch.Tensor, temperature: float
+) -> torch.Tensor:
+    """Sampled softmax (InfoNCE over sampled negatives), as AlphaRec trains:
+    mean -log( e^(s⁺/τ) / (e^(s⁺/τ) + Σⱼ e^(sⱼ⁻/τ)) ), for scores [B] and [B, N]."""
+    logits = torch.cat([positive_scores.unsqueeze(1), negative_scores], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))

@@ -14,20 +14,31 @@ def positive_pairs(user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     return users.astype(np.int64), user_items.indices.astype(np.int64)
 
 
+def known_items(user_items: sp.csr_matrix) -> np.ndarray:
+    """Indices of the items with at least one training interaction (the negatives' pool)."""
+    return np.flatnonzero(np.bincount(user_items.indices, minlength=user_items.shape[1]))
+
+
 def sample_negatives(
     user_items: sp.csr_matrix, users: np.ndarray, rng: np.random.Generator, max_rounds: int = 100
 ) -> np.ndarray:
-    """One uniformly drawn item per user that the user has not interacted with.
+    """One uniformly drawn item per user that the user has not interacted with, among the
+    items that have training interactions.
 
+    Items without any (e.g. the held-out items of a cold-start split) are never drawn: the
+    training process must not learn anything about them, not even that they are negatives.
     Draws all at once and redraws only the collisions; membership is a binary search over the
     sorted keys ``user * n_items + item`` of the positive cells.
     """
     n_items = user_items.shape[1]
-    if np.any(np.diff(user_items.indptr)[users] >= n_items):
+    if not user_items.has_sorted_indices:  # the binary search needs sorted keys
+        user_items = user_items.sorted_indices()
+    known = known_items(user_items)
+    if np.any(np.diff(user_items.indptr)[users] >= len(known)):
         raise ValueError("a user has interacted with every item; no negative exists")
     pair_users, pair_items = positive_pairs(user_items)
     positive_keys = pair_users * n_items + pair_items  # sorted: CSR rows in order, sorted indices
-    negatives = rng.integers(0, n_items, size=len(users))
+    negatives = known[rng.integers(0, len(known), size=len(users))]
     pending = np.arange(len(users))
     for _ in range(max_rounds):
         keys = users[pending] * n_items + negatives[pending]
@@ -37,20 +48,40 @@ def sample_negatives(
         pending = pending[collided]
         if len(pending) == 0:
             return negatives
-        negatives[pending] = rng.integers(0, n_items, size=len(pending))
+        negatives[pending] = known[rng.integers(0, len(known), size=len(pending))]
     raise RuntimeError("negative sampling did not converge; the matrix is nearly full")
 
 
 def bpr_batches(
-    user_items: sp.csr_matrix, batch_size: int, rng: np.random.Generator
+    user_items: sp.csr_matrix,
+    batch_size: int,
+    rng: np.random.Generator,
+    negatives_per_pair: int = 1,
+    shared: bool = False,
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One epoch of (users, positive items, negative items) batches over shuffled positives."""
+    """One epoch of (users, positive items, negative items) batches over shuffled positives.
+
+    With one negative per pair the negatives are a vector drawn for the whole epoch; with
+    more they are a [batch, negatives_per_pair] matrix drawn batch by batch (bounded memory),
+    each a non-interacted item of its user. ``shared`` draws one row [1, negatives_per_pair]
+    of uniform items for the whole batch instead (a sampled item may be a positive of some
+    user in the batch; at recommendation densities that is rare).
+    """
     users, items = positive_pairs(user_items)
     order = rng.permutation(len(users))
-    negatives = sample_negatives(user_items, users[order], rng)
+    if negatives_per_pair == 1:
+        negatives = sample_negatives(user_items, users[order], rng)
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
-        yield users[rows], items[rows], negatives[start : start + batch_size]
+        if negatives_per_pair == 1:
+            yield users[rows], items[rows], negatives[start : start + batch_size]
+        elif shared:
+            known = known_items(user_items)
+            drawn = known[rng.integers(0, len(known), size=(1, negatives_per_pair))]
+            yield users[rows], items[rows], drawn
+        else:
+            drawn = sample_negatives(user_items, np.repeat(users[rows], negatives_per_pair), rng)
+            yield users[rows], items[rows], drawn.reshape(len(rows), negatives_per_pair)
 
 
 def n_batches(user_items: sp.csr_matrix, batch_size: int) -> int:
