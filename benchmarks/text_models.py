@@ -42,13 +42,14 @@ DATASETS: dict[str, dict[str, Any]] = {
 }
 
 # One setting per model for every data set (not tuned per data set).
-GRAPH = {"epochs": 200, "batch_size": 2048, "learning_rate": 5e-3, "eval_every": 0}
+MF = {"epochs": 200, "batch_size": 2048, "learning_rate": 5e-3}
+GRAPH = {**MF, "eval_every": 0}
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "most_pop": ("most_pop", {}),
     "ease": ("ease", {"regularization": 500.0}),
     "text_knn": ("text_knn", {}),
-    "mf_bpr": ("mf_bpr", {**GRAPH}),
-    "mf_bpr_text_init": ("mf_bpr", {**GRAPH, "item_init": "text"}),
+    "mf_bpr": ("mf_bpr", {**MF}),
+    "mf_bpr_text_init": ("mf_bpr", {**MF, "item_init": "text"}),
     "lightgcn": ("lightgcn", {**GRAPH}),
     "lightgcn_text_init": ("lightgcn", {**GRAPH, "item_init": "text"}),
     "lightgcn_id_text_concat": ("lightgcn_concat", {**GRAPH}),

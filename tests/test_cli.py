@@ -161,3 +161,44 @@ def test_encode_with_a_bad_template_or_model_folder_is_a_clear_error(tmp_path):
     result = invoke("encode", "xwines", "--cache-dir", tmp_path, "--model", "./no-such-model")
     assert result.exit_code == 2
     assert "no-such-model" in result.output and "does not exist" in result.output
+
+
+XWINES_VECTORS = Path(__file__).parent / "fixtures" / "embeddings" / "xwines-minilm.safetensors"
+
+
+def test_alpharec_trains_on_text_vectors_and_answers_a_text_intention(tmp_path, run_dir):
+    config = tmp_path / "alpharec.yaml"
+    config.write_text(
+        f"""
+name: xwines-alpharec
+dataset: {{name: xwines, min_rating: 4.0, k_core: 5}}
+split: {{protocol: random, test_ratio: 0.2, seed: 2024}}
+encoder:
+  embeddings: {XWINES_VECTORS}
+  model: sentence-transformers/all-MiniLM-L6-v2
+model:
+  name: alpharec
+  params: {{epochs: 2, mlp_hidden_size: 64, batch_size: 2048, negatives: 32, eval_every: 0}}
+evaluation: {{ks: [20]}}
+output: {{dir: {tmp_path}}}
+"""
+    )
+    result = invoke("train", "-c", config)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "xwines-alpharec" / "metrics.json").read_text())
+    assert 0 < metrics["metrics"]["recall@20"] <= 1
+
+    intention = "a bold red wine to drink with steak"
+    result = invoke("recommend", tmp_path / "xwines-alpharec", "--intention", intention, "--k", 5)
+    assert result.exit_code == 0, result.output
+    assert "top-5 for intention" in result.output
+    user = json.loads((run_dir / "model" / "manifest.json").read_text())["user_ids"][0]
+    result = invoke(
+        "recommend", tmp_path / "xwines-alpharec", "--user", user, "--intention", intention
+    )
+    assert result.exit_code == 0, result.output
+    assert f"top-10 for {user} + intention" in result.output
+
+    result = invoke("recommend", run_dir, "--intention", intention)  # an EASE run
+    assert result.exit_code == 2
+    assert "ease does not read text" in result.output

@@ -43,7 +43,11 @@ class EncoderConfig(_Section):
     the data set's item texts encoded by a sentence-transformers model (cached on disk), or
     precomputed vectors keyed by item id."""
 
-    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or folder")
+    model: str | None = Field(
+        None,
+        description=f"sentence-transformers model name or folder (default {DEFAULT_MODEL}); "
+        "with `embeddings`, the model that produced them (needed to encode free text)",
+    )
     template: str | None = Field(None, description="item text template; default the data set's")
     batch_size: int = Field(64, ge=1)
     cache_dir: Path | None = Field(None, description="default $SEMREC_CACHE or ~/.cache/semrec")

@@ -33,6 +33,7 @@ from semrec.data import Dataset
 from semrec.data.registry import load_dataset
 from semrec.data.splits import Split, filter_min_rating, k_core, split
 from semrec.encoders import (
+    DEFAULT_MODEL,
     SentenceEncoder,
     default_cache_dir,
     encode_catalog,
@@ -123,7 +124,8 @@ def prepare_item_embeddings(config: EncoderConfig, dataset: Dataset) -> np.ndarr
     catalogue's texts encoded (and cached) by ``config.model``."""
     item_ids = dataset.interactions.item_ids
     if config.embeddings is not None:
-        return load_embeddings(config.embeddings, item_ids, ids_path=config.ids)
+        # vectors of items that filtering removed are ignored; missing items are an error
+        return load_embeddings(config.embeddings, item_ids, ids_path=config.ids, allow_extra=True)
     if dataset.catalog is None:
         raise ConfigError(
             f"{dataset.name}: has no item catalogue, so there is no item text to encode; "
@@ -133,7 +135,7 @@ def prepare_item_embeddings(config: EncoderConfig, dataset: Dataset) -> np.ndarr
     cache_dir = config.cache_dir or default_cache_dir(os.environ.get("SEMREC_CACHE"))
     encoded = encode_catalog(
         dataset.catalog,
-        SentenceEncoder(config.model),
+        SentenceEncoder(config.model or DEFAULT_MODEL),
         cache_dir=cache_dir,
         template=config.template,
         batch_size=config.batch_size,
@@ -145,14 +147,14 @@ def encode_texts_like_training(config: ExperimentConfig, texts: list[str]) -> np
     """Free texts (user intentions) as unit vectors from the encoder the run's model was
     trained with."""
     encoder = config.encoder or EncoderConfig()
-    if encoder.embeddings is not None:
+    if encoder.embeddings is not None and encoder.model is None:
         raise ConfigError(
             f"run {config.name} was trained on precomputed vectors ({encoder.embeddings}); "
-            "free text can only be encoded by the model that produced them, which semrec "
-            "does not know"
+            "free text must be encoded by the model that produced them: set encoder.model "
+            "in the run's config.yaml to it"
         )
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return l2_normalize(SentenceEncoder(encoder.model).encode(texts))
+    return l2_normalize(SentenceEncoder(encoder.model or DEFAULT_MODEL).encode(texts))
 
 
 MONITOR_KS = (20,)
@@ -223,7 +225,7 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
         encoder = config.encoder
         if encoder is None and model.needs_item_embeddings:
             encoder = EncoderConfig()
-            log.info("%s reads item text: encoding with the default %s", model.name, encoder.model)
+            log.info("%s reads item text: encoding it with the default encoder", model.name)
         embeddings = None if encoder is None else prepare_item_embeddings(encoder, dataset)
         reset_peak_memory()
         fit_seconds = fit_timed(model, dataset, data_split, run_dir / "training", embeddings)
