@@ -39,6 +39,17 @@ class EvaluationResult:
         }
 
 
+def evaluation_histories(split: Split, part: str) -> list[np.ndarray]:
+    """What a history-reading model sees of each user: their training items in time order,
+    followed at test time by their validation items (leave-one-out: the second-last item
+    precedes the last)."""
+    histories = split.train.sequences()
+    if part == "test" and split.valid is not None:
+        valid = split.valid.sequences()
+        histories = [np.concatenate([h, v]) for h, v in zip(histories, valid, strict=True)]
+    return histories
+
+
 def evaluate(
     model: Recommender,
     split: Split,
@@ -87,6 +98,9 @@ def evaluate(
         candidate_index = torch.tensor(candidates)
     n_relevant_all = np.diff(relevant.indptr)
     users = np.flatnonzero(n_relevant_all)
+    histories = evaluation_histories(split, part) if model.accepts_history else None
+    if not model.scores_all_items and candidates is not None:
+        raise ModelError(f"{model.name} ranks by generated lists; it cannot rank a candidate set")
     max_k = max(ks)
     per_user_batches: list[dict[str, torch.Tensor]] = []
     top_items_batches: list[np.ndarray] = []
@@ -94,14 +108,23 @@ def evaluate(
     with torch.no_grad(), progress(f"Evaluating {model.name}", total=len(batches)) as advance:
         for start in batches:
             batch_users = users[start : start + batch_size]
-            scores = model.score(Query.users(batch_users))
-            device = scores.device
-            if candidates is not None:
-                candidate_index = candidate_index.to(device)
-                scores = scores[:, candidate_index]
-            if exclude_seen:
-                exclude_cells_(scores, excluded[batch_users])
-            ranked = top_k(scores, max_k).item_index
+            query = (
+                Query.users(batch_users)
+                if histories is None
+                else Query(batch_users, [histories[u] for u in batch_users])
+            )
+            if model.scores_all_items:
+                scores = model.score(query)
+                device = scores.device
+                if candidates is not None:
+                    candidate_index = candidate_index.to(device)
+                    scores = scores[:, candidate_index]
+                if exclude_seen:
+                    exclude_cells_(scores, excluded[batch_users])
+                ranked = top_k(scores, max_k).item_index
+            else:  # generated lists; with histories, the model excludes exactly `excluded`
+                ranked = model.recommend(query, max_k, exclude_seen=exclude_seen).item_index
+                device = ranked.device
             hits = bool_mask(relevant[batch_users], device).gather(1, ranked)
             n_relevant = torch.from_numpy(n_relevant_all[batch_users]).to(device)
             per_user = ranking_metrics(hits, n_relevant, ks)

@@ -215,6 +215,9 @@ class Recommender(ABC):
     Config: ClassVar[type[ModelConfig]]
     #: True when ``score`` can answer a Query that has only item histories.
     accepts_history: ClassVar[bool] = False
+    #: False for models that generate ranked lists (beam search) instead of scoring every
+    #: item: evaluation then ranks by ``recommend``, which must exclude the query's history.
+    scores_all_items: ClassVar[bool] = True
     #: True when ``fit`` needs ``TrainData.item_embeddings`` (item text vectors).
     needs_item_embeddings: ClassVar[bool] = False
 
