@@ -220,12 +220,26 @@ def recommend(
     ] = None,
     k: Annotated[int, typer.Option(min=1, max=1000)] = 10,
     data_dir: DataDir = None,
+    all_users: Annotated[
+        bool, typer.Option("--all-users", help="Top-k of every known user into --out (Parquet).")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="--all-users: the Parquet file to write (atomically).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="--all-users: users per chunk.")] = 1024,
+    retrieval: Annotated[
+        str, typer.Option(help="--all-users: auto, exact or faiss (see `semrec serve`).")
+    ] = "auto",
 ) -> None:
-    """Top-k items, with titles, for known users, a history of items, or a text intention."""
+    """Top-k items, with titles, for known users, a history of items, or a text intention;
+    or, with --all-users, every user's top-k written to a Parquet file."""
     from semrec.experiment import encode_texts_like_training, load_run
     from semrec.models import Query
     from semrec.models.base import exclude_cells_, top_k
 
+    if all_users:
+        _recommend_all_users(run_dir, k, out, batch_size, retrieval)
+        return
     if not user and not history and not intention:
         raise SemrecError("give --user ID (repeatable), --history ITEM,ITEM,... or --intention")
     config, dataset, data_split, model = load_run(run_dir, _location(data_dir))
@@ -263,6 +277,89 @@ def recommend(
             if np.isfinite(score):
                 table.add_row(str(rank), str(train.item_ids[item]), title, f"{score:.4f}")
         console.print(table)
+
+
+def _recommend_all_users(
+    run_dir: Path, k: int, out: Path | None, batch_size: int, retrieval: str
+) -> None:
+    from semrec.models import load_model
+    from semrec.serving import choose_retrieval, write_all_user_recommendations
+    from semrec.serving.batch import model_dir_of
+
+    if out is None:
+        raise SemrecError("--all-users needs --out FILE.parquet")
+    model = load_model(model_dir_of(run_dir))
+    chosen = choose_retrieval(model, retrieval)
+    started = time.perf_counter()
+    rows = write_all_user_recommendations(model, chosen, out, k, batch_size)
+    seconds = time.perf_counter() - started
+    console.print(
+        f"{model.n_users:,} users x top-{k} ({chosen.kind} retrieval) -> {rows:,} rows in "
+        f"{seconds:.1f} s: {out}"
+    )
+
+
+@app.command()
+@friendly_errors
+def serve(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory (titles, text) or a saved model directory.")
+    ],
+    host: Annotated[
+        str | None,
+        typer.Option(help="Interface to bind (default 127.0.0.1; 0.0.0.0 exposes the server)."),
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEMREC_API_KEY",
+            help="Require 'Authorization: Bearer KEY' on every endpoint but /health.",
+        ),
+    ] = None,
+    retrieval: Annotated[
+        str,
+        typer.Option(help="auto (FAISS for large catalogues of vector models), exact or faiss."),
+    ] = "auto",
+    faiss_min_items: Annotated[
+        int, typer.Option(min=1, help="auto: catalogues at least this large use FAISS.")
+    ] = 100_000,
+    max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies get 413.")] = (
+        1 << 20
+    ),
+    data_dir: DataDir = None,
+) -> None:
+    """Serve a saved model over HTTP (FastAPI): /recommend, /similar, /items, /health, /docs."""
+    try:
+        import uvicorn
+
+        from semrec.serving.app import create_app, load_served
+    except ImportError as error:
+        raise SemrecError(f"serving needs {error.name}: pip install 'semrec[serve]'") from None
+
+    if retrieval not in ("auto", "exact", "faiss"):
+        raise SemrecError(f"--retrieval must be auto, exact or faiss, got {retrieval!r}")
+    if host is None:
+        host = "127.0.0.1"
+    elif api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        errors.print(
+            f"[yellow]warning:[/] serving on {host} without --api-key: anyone who "
+            "can reach it can query the model"
+        )
+    served = load_served(
+        run_dir, _location(data_dir), retrieval=retrieval, faiss_min_items=faiss_min_items
+    )
+    describe = served.retrieval.describe()
+    recall = describe.get("recall_vs_exact", {}).get("recall@10")
+    console.print(
+        f"serving {served.model.name} ({served.model.n_items:,} items, "
+        f"{served.model.n_users:,} users, {describe['kind']} retrieval"
+        + ("" if recall is None else f", recall@10 vs exact {recall}")
+        + f") on http://{host}:{port} (docs: /docs)",
+        highlight=False,
+    )
+    app_ = create_app(served, api_key=api_key, max_body_bytes=max_body_bytes)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -143,9 +143,8 @@ def prepare_item_embeddings(config: EncoderConfig, dataset: Dataset) -> np.ndarr
     return encoded.embeddings
 
 
-def encode_texts_like_training(config: ExperimentConfig, texts: list[str]) -> np.ndarray:
-    """Free texts (user intentions) as unit vectors from the encoder the run's model was
-    trained with."""
+def intention_encoder(config: ExperimentConfig) -> SentenceEncoder:
+    """The encoder the run's model was trained with (loaded on first use), for free texts."""
     encoder = config.encoder or EncoderConfig()
     if encoder.embeddings is not None and encoder.model is None:
         raise ConfigError(
@@ -154,7 +153,13 @@ def encode_texts_like_training(config: ExperimentConfig, texts: list[str]) -> np
             "in the run's config.yaml to it"
         )
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    return l2_normalize(SentenceEncoder(encoder.model or DEFAULT_MODEL).encode(texts))
+    return SentenceEncoder(encoder.model or DEFAULT_MODEL)
+
+
+def encode_texts_like_training(config: ExperimentConfig, texts: list[str]) -> np.ndarray:
+    """Free texts (user intentions) as unit vectors from the encoder the run's model was
+    trained with."""
+    return l2_normalize(intention_encoder(config).encode(texts))
 
 
 MONITOR_KS = (20,)

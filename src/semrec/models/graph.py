@@ -401,6 +401,14 @@ class GraphRecommender(Recommender):
         user_final, item_final = self.final_embeddings()
         return user_final[users] @ item_final.T
 
+    def user_item_vectors(self, query: Query) -> tuple[torch.Tensor, torch.Tensor]:
+        """The query's user vectors [B, d] and every item's vector [n_items, d], whose inner
+        products are :meth:`score` (serving retrieves from them with a vector index)."""
+        self._require_fitted()
+        users = torch.from_numpy(self.check_users(query)).to(self.device)
+        user_final, item_final = self.final_embeddings()
+        return user_final[users], item_final
+
     def _state(self) -> dict[str, torch.Tensor]:
         return {f"module.{name}": value for name, value in self.module.state_dict().items()}
 

@@ -177,6 +177,14 @@ class MFBPR(Recommender):
         users = torch.from_numpy(self.check_users(query)).to(self.device)
         return self.module.user_embedding(users) @ self.module.item_embedding.weight.T
 
+    @torch.no_grad()
+    def user_item_vectors(self, query: Query) -> tuple[torch.Tensor, torch.Tensor]:
+        """User vectors [B, d] and item vectors [n_items, d] whose inner products are
+        :meth:`score` (serving retrieves from them with a vector index)."""
+        self._require_fitted()
+        users = torch.from_numpy(self.check_users(query)).to(self.device)
+        return self.module.user_embedding(users), self.module.item_embedding.weight
+
     def _state(self) -> dict[str, torch.Tensor]:
         return {
             "user_embedding": self.module.user_embedding.weight,

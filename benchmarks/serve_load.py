@@ -1,0 +1,225 @@
+"""Bounded load test of `semrec serve` on loopback: POST /recommend at fixed request rates.
+
+.venv/bin/python benchmarks/serve_load.py runs/gowalla-lightgcn [--rates 100 500] \
+    [--duration 20] [--query user|history] [--retrieval auto] [--name gowalla-lightgcn]
+
+Starts the server itself (a subprocess on a free port), waits for /health, warms up, then
+for each rate sends requests open-loop: request i is due at start + i / rate, whether or not
+earlier ones have answered (so a slow server shows up as latency, not as a lower rate).
+Latency is measured from the due time to the response, per request. Each rate sends exactly
+rate x duration requests and stops by itself (requests unanswered `--timeout` seconds after
+the last one was due count as errors). Prints p50/p95/p99 latency and the error count per
+rate, and writes results/serve-load-<name>.json (command, device, git commit, model). The
+client (Python asyncio + httpx) runs on the same machine as the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from record_result import git_commit
+from semrec.atomic import write_text_atomic
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def model_manifest(path: Path) -> dict[str, Any]:
+    model_dir = path / "model" if (path / "config.yaml").is_file() else path
+    return json.loads((model_dir / "manifest.json").read_text())
+
+
+def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
+    semrec = Path(sys.executable).with_name("semrec")
+    command = [str(semrec), "serve", str(args.model), "--port", str(port)]
+    command += ["--retrieval", args.retrieval]
+    if args.data_dir:
+        command += ["--data-dir", str(args.data_dir)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_until_healthy(server: subprocess.Popen, url: str, limit_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"server exited ({server.returncode}):\n{server.stdout.read()}")
+        try:
+            response = httpx.get(f"{url}/health", timeout=1.0)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"server not healthy after {limit_s} s")
+
+
+def percentile(values: np.ndarray, q: float) -> float | None:
+    return round(float(np.percentile(values, q)), 3) if len(values) else None
+
+
+async def run_rate(
+    url: str, bodies: list[dict], rate: float, duration: float, timeout: float
+) -> dict[str, Any]:
+    """Send rate x duration requests open-loop; latencies in ms from each one's due time."""
+    count = round(rate * duration)
+    latencies = np.full(count, np.nan)
+    failures: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
+        loop = asyncio.get_running_loop()
+        start = loop.time() + 0.05
+
+        async def one(i: int) -> None:
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            try:
+                response = await client.post("/recommend", json=bodies[i % len(bodies)])
+                if response.status_code == 200:
+                    latencies[i] = (loop.time() - due) * 1000
+                else:
+                    key = f"HTTP {response.status_code}"
+                    failures[key] = failures.get(key, 0) + 1
+            except httpx.HTTPError as error:
+                failures[type(error).__name__] = failures.get(type(error).__name__, 0) + 1
+
+        tasks = [asyncio.create_task(one(i)) for i in range(count)]
+        _, pending = await asyncio.wait(tasks, timeout=duration + timeout + 1.0)
+        for task in pending:
+            task.cancel()
+        if pending:
+            failures["unfinished"] = len(pending)
+        elapsed = loop.time() - start
+    answered = latencies[np.isfinite(latencies)]
+    return {
+        "rate_per_s": rate,
+        "duration_s": duration,
+        "requests": count,
+        "ok": len(answered),
+        "errors": count - len(answered),
+        "error_kinds": failures,
+        "elapsed_s": round(elapsed, 2),
+        "latency_ms": {
+            "p50": percentile(answered, 50),
+            "p95": percentile(answered, 95),
+            "p99": percentile(answered, 99),
+            "max": percentile(answered, 100),
+            "mean": round(float(answered.mean()), 3) if len(answered) else None,
+        },
+    }
+
+
+def request_bodies(args: argparse.Namespace, manifest: dict[str, Any]) -> list[dict]:
+    rng = random.Random(args.seed)
+    if args.query == "user":
+        users = manifest["user_ids"]
+        return [{"user_id": rng.choice(users), "k": args.k} for _ in range(5000)]
+    items = manifest["item_ids"]
+    return [
+        {"history": rng.sample(items, min(args.history_length, len(items))), "k": args.k}
+        for _ in range(2000)
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("model", type=Path, help="run directory or saved model directory")
+    parser.add_argument("--rates", type=float, nargs="+", default=[100, 500])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per rate")
+    parser.add_argument("--timeout", type=float, default=2.0, help="per request, seconds")
+    parser.add_argument("--query", choices=["user", "history"], default="user")
+    parser.add_argument("--history-length", type=int, default=20)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--retrieval", choices=["auto", "exact", "faiss"], default="auto")
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--warmup", type=int, default=200, help="sequential requests first")
+    parser.add_argument("--startup-limit", type=float, default=600.0, help="seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--name", help="result name (default: the model directory's name)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    manifest = model_manifest(args.model)
+    bodies = request_bodies(args, manifest)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_server(args, port)
+    try:
+        started = time.monotonic()
+        health = wait_until_healthy(server, url, args.startup_limit)
+        startup_s = time.monotonic() - started
+        print(
+            f"server up in {startup_s:.1f} s: {health['model']}, {health['n_items']:,} items, "
+            f"{health['retrieval']['kind']} retrieval"
+        )
+        with httpx.Client(base_url=url, timeout=args.timeout) as client:
+            for body in bodies[: args.warmup]:
+                client.post("/recommend", json=body).raise_for_status()
+        results = []
+        for rate in args.rates:
+            result = asyncio.run(run_rate(url, bodies, rate, args.duration, args.timeout))
+            latency = result["latency_ms"]
+            print(
+                f"{rate:>6.0f} req/s x {args.duration:g} s: p50 {latency['p50']} ms, "
+                f"p95 {latency['p95']} ms, p99 {latency['p99']} ms, "
+                f"errors {result['errors']}/{result['requests']} {result['error_kinds'] or ''}"
+            )
+            results.append(result)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    record = {
+        "name": args.name or args.model.name,
+        "command": shlex.join([Path(sys.executable).name, *sys.argv]),
+        "git_commit": git_commit(),
+        "device": f"cpu ({os.cpu_count()} cores, {cpu_model()}), client and server on loopback",
+        "machine": platform.platform(),
+        "model": health["model"],
+        "n_items": health["n_items"],
+        "n_users": health["n_users"],
+        "retrieval": health["retrieval"],
+        "query": args.query,
+        "k": args.k,
+        "server_startup_s": round(startup_s, 1),
+        "results": results,
+    }
+    if not args.no_write:
+        path = RESULTS / f"serve-load-{record['name']}.json"
+        write_text_atomic(path, json.dumps(record, indent=1))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
