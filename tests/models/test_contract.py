@@ -16,6 +16,8 @@ import torch
 from semrec.data.splits import Split
 from semrec.errors import ModelError, UnknownUserError
 from semrec.models import MODEL_REGISTRY, Query, Recommender, TrainData, load_model
+from semrec.models.generative.codes import ItemCodes
+from semrec.models.generative.tokenizers import save_codes
 
 # Small hyperparameters so the whole suite stays fast; every registered model must appear.
 FAST_PARAMS: dict[str, dict] = {
@@ -44,6 +46,26 @@ FAST_PARAMS: dict[str, dict] = {
     },
     "lightgcn_concat": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
     "text_knn": {},
+    "sasrec": {"epochs": 2, "batch_size": 64, "embedding_size": 16, "eval_every": 0},
+    "sasrec+text": {
+        "epochs": 2,
+        "batch_size": 64,
+        "embedding_size": 16,
+        "eval_every": 0,
+        "item_init": "text",
+        "loss": "bce",
+    },
+    # item codes come from a codes file (the `small_codes_file` fixture), see `fitted`
+    "tiger": {
+        "epochs": 2,
+        "batch_size": 256,
+        "embedding_size": 16,
+        "n_layers": 1,
+        "n_heads": 2,
+        "feedforward_size": 32,
+        "eval_every": 0,
+        "beam_size": 10,
+    },
 }
 
 
@@ -58,10 +80,25 @@ def train_data(model: Recommender, split: Split, item_embeddings: np.ndarray) ->
     )
 
 
+@pytest.fixture(scope="module")
+def small_codes_file(small_split: Split, tmp_path_factory) -> str:
+    """Item codes for the generative models: item i = (i // 20, i % 20), as a codes file."""
+    items = np.arange(small_split.train.n_items)
+    codes = ItemCodes(np.stack([items // 20, items % 20], axis=1), (20, 20))
+    path = tmp_path_factory.mktemp("codes") / "codes.safetensors"
+    save_codes(path, codes, item_ids=small_split.train.item_ids)
+    return str(path)
+
+
 @pytest.fixture(scope="module", params=sorted(FAST_PARAMS))
-def fitted(request, small_split: Split, small_item_embeddings: np.ndarray) -> Recommender:
+def fitted(
+    request, small_split: Split, small_item_embeddings: np.ndarray, small_codes_file: str
+) -> Recommender:
     key = request.param
-    model = MODEL_REGISTRY[key.split("+")[0]](**FAST_PARAMS[key])
+    params = FAST_PARAMS[key]
+    if key == "tiger":
+        params = {**params, "codes": small_codes_file}
+    model = MODEL_REGISTRY[key.split("+")[0]](**params)
     returned = model.fit(train_data(model, small_split, small_item_embeddings))
     assert returned is model
     return model
