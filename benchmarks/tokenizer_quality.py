@@ -36,6 +36,7 @@ from semrec.models.generative.tokenizers import (
     RQVAETokenizer,
     load_given_codes,
     quality_table,
+    save_codes,
     tokenize,
     tokenizer_input,
     tokenizer_quality,
@@ -56,6 +57,13 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="torch device (default: cuda if any)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--note", default="", help="anything a reader must know")
+    parser.add_argument(
+        "--codes-out",
+        type=Path,
+        default=None,
+        help="also write each tokenizer's codes to DIR/<dataset>-<tokenizer>.safetensors "
+        "(the `codes` file of a tiger model)",
+    )
     args = parser.parse_args()
     load_at_start = round(os.getloadavg()[0], 2)
     if args.threads:
@@ -82,6 +90,11 @@ def main() -> None:
         seconds[name] = round(time.perf_counter() - started, 1)
         cpu_seconds[name] = round(time.process_time() - cpu_started, 1)
         qualities[name] = tokenization.quality
+        if args.codes_out is not None:
+            args.codes_out.mkdir(parents=True, exist_ok=True)
+            save_codes(
+                args.codes_out / f"{args.dataset}-{name}.safetensors", tokenization.codes, item_ids
+            )
         details[name] = {"config": tokenizer.config.model_dump(mode="json")}
         print(f"{name}: {seconds[name]} s ({cpu_seconds[name]} s CPU)", flush=True)
     details["rqvae"]["history_last"] = tokenizers["rqvae"].history[-1]
