@@ -92,6 +92,11 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/text-models"))
     parser.add_argument("--force", action="store_true", help="re-run runs already recorded")
     parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="only add finished runs missing from the file, from their run dirs (no training)",
+    )
+    parser.add_argument(
         "--backfill-parts",
         action="store_true",
         help="only add the score split to recorded lightgcn_concat runs (from their run dirs)",
@@ -103,12 +108,23 @@ def main() -> None:
     record = json.loads(path.read_text()) if path.is_file() else {"runs": []}
     done = {(r["dataset"], r["model"]) for r in record["runs"]}
     command = "python benchmarks/text_models.py " + " ".join(sys.argv[1:])
+    if args.collect:  # rows of finished runs missing from the file (e.g. after a crash)
+        for dataset in args.datasets:
+            for model in models:
+                run_dir = args.output / f"{args.figure}-{dataset}-{model}"
+                if (dataset, model) not in done and (run_dir / "metrics.json").is_file():
+                    save_row(path, row_of_run(run_dir, dataset, model))
+                    print("collected", run_dir, flush=True)
+        record = json.loads(path.read_text())
+        if not args.backfill_parts:
+            print(markdown_table(record))
+            return
     if args.backfill_parts:
         for row in record["runs"]:
             if row["registry_model"] == "lightgcn_concat" and "score_parts" not in row:
                 run_dir = args.output / f"{args.figure}-{row['dataset']}-{row['model']}"
                 row["score_parts"] = score_parts(run_dir, DataLocation(data_dir=args.data_dir))
-                write_text_atomic(path, json.dumps(record, indent=1))
+                save_row(path, row)
                 print(row["dataset"], row["score_parts"], flush=True)
         return
     for dataset in args.datasets:
@@ -118,34 +134,47 @@ def main() -> None:
             config = experiment(args.figure, dataset, model, args.output)
             started = time.perf_counter()
             run_dir = run_experiment(config, DataLocation(data_dir=args.data_dir))
-            wall = time.perf_counter() - started
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            row = {
-                "dataset": dataset,
-                "model": model,
-                "registry_model": metrics["model"],
-                "config": metrics["config"],
-                "metrics": metrics["metrics"],
-                "protocol": metrics.get("protocol"),
-                "fit_seconds": metrics["fit_seconds"],
-                "wall_seconds": round(wall, 1),
-                "peak_memory_mib": metrics["peak_memory_mib"],
-                "device": metrics["device"],
-                "dataset_summary": metrics["dataset"],
-            }
-            if metrics["model"] == "lightgcn_concat":
+            row = row_of_run(run_dir, dataset, model)
+            row["wall_seconds"] = round(time.perf_counter() - started, 1)
+            if row["registry_model"] == "lightgcn_concat":
                 row["score_parts"] = score_parts(run_dir, DataLocation(data_dir=args.data_dir))
-            record["runs"] = [
-                r for r in record["runs"] if (r["dataset"], r["model"]) != (dataset, model)
-            ] + [row]
-            record.update(command=command, git_commit=git_commit(), figure=args.figure)
-            write_text_atomic(path, json.dumps(record, indent=1))
+            record = save_row(
+                path, row, command=command, git_commit=git_commit(), figure=args.figure
+            )
             print(
                 f"{dataset:28s} {model:26s} R@20 {row['metrics']['recall@20']:.4f} "
                 f"N@20 {row['metrics']['ndcg@20']:.4f}  fit {row['fit_seconds']:.0f}s",
                 flush=True,
             )
     print(markdown_table(record))
+
+
+def row_of_run(run_dir: Path, dataset: str, model: str) -> dict[str, Any]:
+    """A results row from a finished run directory's metrics.json."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {
+        "dataset": dataset,
+        "model": model,
+        "registry_model": metrics["model"],
+        "config": metrics["config"],
+        "metrics": metrics["metrics"],
+        "protocol": metrics.get("protocol"),
+        "fit_seconds": metrics["fit_seconds"],
+        "peak_memory_mib": metrics["peak_memory_mib"],
+        "device": metrics["device"],
+        "dataset_summary": metrics["dataset"],
+    }
+
+
+def save_row(path: Path, row: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Put one run's row into the results file, re-read just before writing, so processes
+    filling different data sets of one figure do not drop each other's rows."""
+    record = json.loads(path.read_text()) if path.is_file() else {"runs": []}
+    key = (row["dataset"], row["model"])
+    record["runs"] = [r for r in record["runs"] if (r["dataset"], r["model"]) != key] + [row]
+    record.update(fields)
+    write_text_atomic(path, json.dumps(record, indent=1))
+    return record
 
 
 def score_parts(run_dir: Path, location: DataLocation) -> dict[str, Any]:
