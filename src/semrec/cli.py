@@ -105,6 +105,13 @@ SHORT_NAMES = {
     "mrr": "MRR",
     "map": "MAP",
     "coverage": "Cov",
+    "jain_corrected": "Jain'",
+    "gini_corrected": "Gini'",
+    "ent_corrected": "Ent'",
+    "tail_share": "Tail",
+    "jain": "Jain",
+    "gini": "Gini",
+    "arp": "ARP",
 }
 
 
@@ -148,6 +155,18 @@ def demo(
     console.print(
         _metrics_table("Full ranking, random 80/20 per user", result.rows, result.columns)
     )
+    fairness = Table(
+        title="Item fairness and popularity bias @20",
+        caption="' corrected form (Rampisela et al. 2024); Jain higher and Gini lower fairer; "
+        "Tail share of long-tail slots; ARP average recommended popularity",
+    )
+    fairness.add_column("model", no_wrap=True)
+    for column in result.fairness_columns:
+        fairness.add_column(_short(column), justify="right", no_wrap=True)
+    for name, values in result.rows.items():
+        cells = [values.get(c, float("nan")) for c in result.fairness_columns]
+        fairness.add_row(name, *[f"{v:.4f}" if isinstance(v, float) else str(v) for v in cells])
+    console.print(fairness)
     for sample in result.samples:
         console.print(f"\n[bold]user {sample.user_id}[/] liked: " + "; ".join(sample.history))
         for name, titles in sample.recommendations.items():
@@ -201,6 +220,51 @@ def evaluate(
     columns = metric_columns(ks, ("recall", "ndcg", "precision", "hit_rate", "mrr", "map"))
     console.print(_metrics_table(f"{config.name} ({part})", {model.name: result.metrics}, columns))
     console.print(f"protocol: {result.protocol}")
+
+
+@app.command()
+@friendly_errors
+def compare(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Two or more run directories of the same split.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where to write the comparison report (HTML).")] = Path(
+        "compare-report.html"
+    ),
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Significance level.")] = 0.05,
+) -> None:
+    """Compare runs of one split: a table with paired significance marks (t-test and
+    Wilcoxon against the first run, Holm-corrected), and the same as a self-contained HTML."""
+    from semrec.evaluation.compare import (
+        compare as compare_runs,
+    )
+    from semrec.evaluation.compare import (
+        load_comparable_runs,
+        notes,
+        write_comparison_html,
+    )
+
+    comparison = compare_runs(load_comparable_runs(run_dirs), alpha=alpha)
+    table = Table(title="comparison (first run = baseline)")
+    table.add_column("run", no_wrap=True)
+    for column in comparison.terminal_columns:
+        table.add_column(_short(column), justify="right", no_wrap=True)
+    for label, values in comparison.rows.items():
+        cells = []
+        for column in comparison.terminal_columns:
+            value = values.get(column, "")
+            text = f"{value:.4f}" if isinstance(value, float) else str(value)
+            cells.append(text + comparison.marks.get((label, column), ""))
+        table.add_row(label, *cells)
+    console.print(table)
+    console.print(
+        "[dim]Jain' / Gini' corrected individual item fairness (higher / lower fairer), "
+        "Tail share of slots on long-tail items; all columns and K in the HTML report[/]"
+    )
+    for note in notes(comparison):
+        console.print(f"[dim]{note}[/]", highlight=False)
+    path = write_comparison_html(comparison, out)
+    console.print(f"report: {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()

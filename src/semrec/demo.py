@@ -7,7 +7,7 @@ per user (seed 2024), full ranking over all wines with each user's training wine
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,19 @@ from semrec.config import DatasetConfig
 from semrec.data import Dataset
 from semrec.data.splits import RandomSplit, Split, split
 from semrec.evaluation import evaluate
-from semrec.evaluation.report import metric_columns, render_report
+from semrec.evaluation.report import markdown_table, metric_columns, render_report
 from semrec.experiment import fit_timed, prepare_dataset, run_record
 from semrec.models import Query, Recommender, model_class
 
 DEMO_DATASET = DatasetConfig(name="xwines", min_rating=4.0, k_core=5)
 DEMO_SPLIT = RandomSplit(test_ratio=0.2, seed=2024)
 DEMO_KS = (10, 20)
+#: individual item fairness (original and corrected, semrec.evaluation.fairness) and
+#: popularity bias (share of long-tail slots, average recommended popularity) at K = 20
+DEMO_FAIRNESS_COLUMNS = [
+    f"{name}@{max(DEMO_KS)}"
+    for name in ("jain", "jain_corrected", "gini", "gini_corrected", "tail_share", "arp")
+]
 DEMO_MODELS: dict[str, dict[str, Any]] = {
     "most_pop": {},
     "item_knn": {"n_neighbors": 100, "shrinkage": 10.0},
@@ -32,6 +38,13 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     # MF-BPR: L2 0.1 chosen by a 4-point sweep on this split (1e-3 .. 1e-1); see docs/models.md
     "mf_bpr": {"epochs": 40, "learning_rate": 5e-3, "batch_size": 2048, "weight_decay": 0.1},
 }
+FAIRNESS_NOTE = (
+    "jain / gini: Jain's index (higher fairer) and Gini index (lower fairer) of item "
+    "exposure in the top-20 lists, original and as corrected by Rampisela et al. (ACM TORS "
+    "2024) to span [0, 1] between the unfairest and fairest realisable recommendations; "
+    "tail_share: share of slots given to items outside the 20 % most popular; arp: average "
+    "training popularity of recommended items."
+)
 CITATION = (
     "X-Wines: R. X. de Azambuja, A. J. Morais, V. Filipe, 'X-Wines: A Wine Dataset for "
     "Recommender Systems and Machine Learning', Big Data and Cognitive Computing 7(1):20, "
@@ -52,6 +65,7 @@ class DemoResult:
     columns: list[str]
     samples: list[SampleUser]
     report_path: Path
+    fairness_columns: list[str] = field(default_factory=lambda: list(DEMO_FAIRNESS_COLUMNS))
 
 
 def _keep_users(dataset: Dataset, max_users: int) -> Dataset:
@@ -112,13 +126,18 @@ def run_demo(
         records[name] = run_record(model, result, fit_seconds)
         rows[name] = {
             **result.metrics,
+            **result.slices,
             "time s": f"{fit_seconds + result.seconds:.1f}",
         }
         protocol = result.protocol
     columns = [*metric_columns(DEMO_KS), "time s"]
+    fairness_table = markdown_table(rows, DEMO_FAIRNESS_COLUMNS)
     samples = _sample_users(dataset, data_split, models)
     notes = [CITATION, "time s = training + full-ranking evaluation, on this machine."]
-    sections = {f"Top-5 for user {s.user_id}": _sample_markdown(s) for s in samples}
+    sections = {
+        "Item fairness and popularity bias": fairness_table + "\n\n" + FAIRNESS_NOTE,
+        **{f"Top-5 for user {s.user_id}": _sample_markdown(s) for s in samples},
+    }
     report = render_report(
         "semrec demo: baselines on X-Wines",
         protocol,

@@ -1,7 +1,9 @@
 """Run an experiment config end to end: data -> split -> fit -> evaluate -> ``runs/<name>/``.
 
-A run directory holds ``config.yaml`` (resolved), ``metrics.json``, ``model/`` (the saved
-model), ``report.md`` and ``train.log``. Each file is written atomically.
+A run directory holds ``config.yaml`` (resolved), ``metrics.json``, ``per_user.safetensors``
+(per-user metrics and top-K lists, for slices and significance tests), ``model/`` (the saved
+model), ``report.md``, ``report.html`` (self-contained, plots embedded) and ``train.log``.
+Each file is written atomically.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ from semrec.encoders import (
 )
 from semrec.errors import ConfigError, ModelError
 from semrec.evaluation import EvaluationResult, evaluate
-from semrec.evaluation.report import metric_columns, render_report
+from semrec.evaluation.html import write_run_html
+from semrec.evaluation.report import markdown_table, metric_columns, render_report
+from semrec.evaluation.store import PER_USER_FILE, save_per_user
 from semrec.models import Recommender, TrainData, load_model, model_class
 
 log = logging.getLogger(__name__)
@@ -281,7 +285,12 @@ def write_run_results(
     fit_seconds: float,
     memory: dict[str, dict[str, float]],
 ) -> None:
-    record = {**run_record(model, result, fit_seconds, memory), "dataset": dataset.summary()}
+    record = {
+        **run_record(model, result, fit_seconds, memory),
+        "dataset": dataset.summary(),
+        "split_fingerprint": split_fingerprint(data_split),
+    }
+    save_per_user(run_dir / PER_USER_FILE, result)  # before metrics.json marks the run done
     write_text_atomic(run_dir / METRICS_FILE, json.dumps(record, indent=1))
     row = {**result.metrics, "fit s": f"{fit_seconds:.1f}", "eval s": f"{result.seconds:.1f}"}
     columns = [*metric_columns(config.evaluation.ks), "fit s", "eval s"]
@@ -291,8 +300,36 @@ def write_run_results(
         {**dataset.summary(), **{f"split_{k}": v for k, v in data_split.summary().items()}},
         {model.name: row},
         columns,
+        sections=run_report_sections(model.name, result, config.evaluation.ks),
     )
     write_text_atomic(run_dir / REPORT_FILE, report)
+    write_run_html(run_dir)
+
+
+def run_report_sections(model_name: str, result: EvaluationResult, ks: list[int]) -> dict[str, str]:
+    """report.md sections beyond accuracy: item fairness (original / corrected) and slices."""
+    values = {**result.metrics, **result.slices}
+    fairness = [
+        f"{name}@{k}"
+        for name in ("jain", "jain_corrected", "gini", "gini_corrected", "ent_corrected")
+        for k in ks
+    ]
+    slices = [f"{group}:recall@{k}" for group in ("cold", "warm", "head", "tail") for k in ks]
+    return {
+        "Item fairness (semrec.evaluation.fairness; all measures in metrics.json)": (
+            markdown_table({model_name: values}, fairness)
+        ),
+        "Slices (semrec.evaluation.slices)": markdown_table(
+            {model_name: values}, [*slices, *(f"tail_share@{k}" for k in ks)]
+        ),
+    }
+
+
+def split_fingerprint(data_split: Split) -> str:
+    """Content hashes of the train / valid / test parts: equal only for the same split of
+    the same data, which is what a paired comparison of two runs needs."""
+    parts = (data_split.train, data_split.valid, data_split.test)
+    return "-".join("none" if part is None else part.fingerprint() for part in parts)
 
 
 def load_run(

@@ -14,7 +14,9 @@ import torch
 from semrec.data.splits import Split
 from semrec.errors import ModelError
 from semrec.evaluation.beyond import beyond_accuracy
+from semrec.evaluation.fairness import item_fairness
 from semrec.evaluation.metrics import mean_metrics, ranking_metrics
+from semrec.evaluation.slices import slice_metrics
 from semrec.models.base import Query, Recommender, bool_mask, exclude_cells_, top_k
 from semrec.progress import progress
 
@@ -29,10 +31,21 @@ class EvaluationResult:
     top_items: np.ndarray
     protocol: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: head/tail and cold/warm slices (semrec.evaluation.slices), e.g. "tail:recall@10"
+    slices: dict[str, float] = field(default_factory=dict)
+    #: training users per catalogue item (the popularity the slices and plots use)
+    item_popularity: np.ndarray | None = None
+    #: training interactions of each evaluated user, aligned with ``user_index``
+    user_train_counts: np.ndarray | None = None
+    #: bool ``[n_users, max_k]``: is the item at each rank relevant (metric@K curves)
+    hits: np.ndarray | None = None
+    #: relevant items of each evaluated user
+    n_relevant: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metrics": self.metrics,
+            "slices": self.slices,
             "n_users": len(self.user_index),
             "seconds": round(self.seconds, 3),
             "protocol": self.protocol,
@@ -67,8 +80,10 @@ def evaluate(
     When the split has ``candidate_items`` (a cold-start split ranking its held-out items),
     only those items are ranked, exactly as if every other item scored -inf: relevant items
     are the user's ``part`` items among the candidates, users without one are not evaluated,
-    and the beyond-accuracy measures (coverage, Gini, novelty, ARP) take the candidate set
-    as the catalogue. ``top_items`` always holds catalogue item indices.
+    and the beyond-accuracy measures (coverage, Gini, novelty, ARP, and the item fairness
+    measures of :mod:`semrec.evaluation.fairness`) take the candidate set as the catalogue.
+    ``top_items`` always holds catalogue item indices. ``slices`` holds the head/tail and
+    cold/warm measures of :mod:`semrec.evaluation.slices`.
     """
     started = time.perf_counter()
     target = split.test if part == "test" else split.valid
@@ -104,6 +119,7 @@ def evaluate(
     max_k = max(ks)
     per_user_batches: list[dict[str, torch.Tensor]] = []
     top_items_batches: list[np.ndarray] = []
+    hits_batches: list[np.ndarray] = []
     batches = range(0, len(users), batch_size)
     with torch.no_grad(), progress(f"Evaluating {model.name}", total=len(batches)) as advance:
         for start in batches:
@@ -130,6 +146,7 @@ def evaluate(
             per_user = ranking_metrics(hits, n_relevant, ks)
             per_user_batches.append({name: value.cpu() for name, value in per_user.items()})
             top_items_batches.append(ranked.cpu().numpy())
+            hits_batches.append(hits.cpu().numpy())
             advance()
     per_user = (
         {
@@ -149,6 +166,12 @@ def evaluate(
         item_popularity = item_popularity[candidates]
     metrics = mean_metrics({name: torch.from_numpy(v) for name, v in per_user.items()})
     metrics.update(beyond_accuracy(top_items, item_popularity, split.train.n_users, ks))
+    metrics.update(item_fairness(top_items, len(item_popularity), ks))
+    user_train_counts = split.train.user_counts()[users]
+    hits_all = np.concatenate(hits_batches) if hits_batches else np.zeros((0, max_k), dtype=bool)
+    slices, slice_protocol = slice_metrics(
+        per_user, top_items, relevant[users], item_popularity, user_train_counts, ks, hits_all
+    )
     if candidates is not None:
         top_items = candidates[top_items]
         ranking = f"ranked among {len(candidates)} {candidate_kind}"
@@ -163,6 +186,7 @@ def evaluate(
         else "none",
         "ks": list(ks),
         "evaluated_users": len(users),
+        "slices": slice_protocol,
     }
     return EvaluationResult(
         metrics=metrics,
@@ -171,4 +195,9 @@ def evaluate(
         top_items=top_items,
         protocol=protocol,
         seconds=time.perf_counter() - started,
+        slices=slices,
+        item_popularity=split.train.item_counts(),
+        user_train_counts=user_train_counts,
+        hits=hits_all,
+        n_relevant=n_relevant_all[users],
     )
