@@ -18,7 +18,6 @@ import argparse
 import json
 import math
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from record_result import git_commit
 from semrec.config import DatasetConfig
 from semrec.data.splits import RandomSplit, split
 from semrec.demo import DEMO_DATASET, DEMO_MODELS, DEMO_SPLIT
@@ -44,22 +44,6 @@ DATASETS = {
     "ml-100k": (DatasetConfig(name="ml-100k"), RandomSplit(test_ratio=0.2, seed=2024)),
 }
 CORRECTED = [name for name, _ in FAIRNESS_MEASURES if f"{name}_corrected" in FAIRER]
-
-
-def git_commit() -> str:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("+uncommitted-changes" if dirty else "")
 
 
 def fairest_first(values: dict[str, float], measure: str) -> list[str]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from record_result import git_commit
 from semrec.atomic import write_text_atomic
+from semrec.experiment import cpu_model
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -42,16 +43,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def model_manifest(path: Path) -> dict[str, Any]:

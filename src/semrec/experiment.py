@@ -110,10 +110,10 @@ def device_description(device: torch.device) -> str:
     """The device a figure was measured on, in words: the GPU model, or the CPU threads."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads, {_cpu_model()})"
+    return f"cpu ({torch.get_num_threads()} threads, {cpu_model()})"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
