@@ -318,14 +318,12 @@ class GraphRecommender(Recommender):
                 config.objective(),
             )
 
-        work_dir = data.work_dir
-        settings = LoopSettings(
+        settings = LoopSettings.in_work_dir(
+            data.work_dir,
             epochs=config.epochs,
             eval_every=config.eval_every,
             patience=config.patience,
             learning_rate_schedule=config.learning_rate_schedule,
-            checkpoint_dir=None if work_dir is None else work_dir / "checkpoint",
-            history_path=None if work_dir is None else work_dir / "history.jsonl",
         )
         self._final = None
         self.history = run_epochs(

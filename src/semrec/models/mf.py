@@ -164,10 +164,9 @@ class MFBPR(Recommender):
                 self.device,
             )
 
-        settings = LoopSettings(
+        settings = LoopSettings.in_work_dir(
+            data.work_dir,
             epochs=config.epochs,
-            checkpoint_dir=None if data.work_dir is None else data.work_dir / "checkpoint",
-            history_path=None if data.work_dir is None else data.work_dir / "history.jsonl",
         )
         run_epochs(settings, self.module, optimizer, rng, train_epoch, None, "MF-BPR epochs")
 

@@ -281,13 +281,11 @@ class SASRec(Recommender):
                 n_batches += 1
             return total.item() / n_batches
 
-        work_dir = data.work_dir
-        settings = LoopSettings(
+        settings = LoopSettings.in_work_dir(
+            data.work_dir,
             epochs=config.epochs,
             eval_every=config.eval_every,
             patience=config.patience,
-            checkpoint_dir=None if work_dir is None else work_dir / "checkpoint",
-            history_path=None if work_dir is None else work_dir / "history.jsonl",
         )
         self.history = run_epochs(
             settings, self.module, optimizer, rng, train_epoch, data.monitor, "SASRec epochs"

@@ -44,6 +44,15 @@ class LoopSettings:
     history_path: Path | None = None
     learning_rate_schedule: str = "constant"  # or "cosine", see learning_rate_at
 
+    @classmethod
+    def in_work_dir(cls, work_dir: Path | None, **fields: Any) -> LoopSettings:
+        """Settings that keep the checkpoint and history.jsonl in ``work_dir`` (if any)."""
+        return cls(
+            **fields,
+            checkpoint_dir=None if work_dir is None else work_dir / "checkpoint",
+            history_path=None if work_dir is None else work_dir / "history.jsonl",
+        )
+
 
 def learning_rate_at(schedule: str, base: float, epoch: int, epochs: int) -> float:
     """The learning rate of 0-based ``epoch``: constant, or cosine from ``base`` towards 0

@@ -413,14 +413,12 @@ class Tiger(Recommender):
                 total += loss.detach()
             return total.item() / len(batches)
 
-        work_dir = data.work_dir
-        settings = LoopSettings(
+        settings = LoopSettings.in_work_dir(
+            data.work_dir,
             epochs=config.epochs,
             eval_every=config.eval_every,
             patience=config.patience,
             learning_rate_schedule=config.learning_rate_schedule,
-            checkpoint_dir=None if work_dir is None else work_dir / "checkpoint",
-            history_path=None if work_dir is None else work_dir / "history.jsonl",
         )
         self.history = run_epochs(
             settings, self.module, optimizer, rng, train_epoch, data.monitor, "TIGER epochs"
