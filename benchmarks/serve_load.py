@@ -10,7 +10,7 @@ Latency is measured from the due time to the response, per request. Each rate se
 rate x duration requests and stops by itself (requests unanswered `--timeout` seconds after
 the last one was due count as errors). Prints p50/p95/p99 latency and the error count per
 rate, and writes results/serve-load-<name>.json (command, device, git commit, model). The
-client (Python asyncio + httpx) runs on the same machine as the server.
+client (Python asyncio streams, keep-alive connections) runs on the same machine as the server.
 """
 
 from __future__ import annotations
@@ -78,38 +78,110 @@ def percentile(values: np.ndarray, q: float) -> float | None:
     return round(float(np.percentile(values, q)), 3) if len(values) else None
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol for this test:
+    prebuilt POST requests, responses read by their Content-Length. (An httpx client spent
+    most of a core at 500 requests/s, taking it from the server it measured.)"""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def exchange(self, request: bytes) -> int:
+        """Send one request, read its whole response; returns the status code."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def encode_requests(bodies: list[dict], port: int) -> list[bytes]:
+    requests = []
+    for body in bodies:
+        payload = json.dumps(body).encode()
+        head = (
+            f"POST /recommend HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        )
+        requests.append(head.encode() + payload)
+    return requests
+
+
 async def run_rate(
-    url: str, bodies: list[dict], rate: float, duration: float, timeout: float
+    port: int,
+    requests: list[bytes],
+    rate: float,
+    duration: float,
+    timeout: float,
+    connections: int = 32,
 ) -> dict[str, Any]:
-    """Send rate x duration requests open-loop; latencies in ms from each one's due time."""
+    """Send rate x duration requests open-loop; latencies in ms from each one's due time.
+    A request takes an idle keep-alive connection, or opens one when all are busy."""
     count = round(rate * duration)
     latencies = np.full(count, np.nan)
     failures: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as client:
-        loop = asyncio.get_running_loop()
-        start = loop.time() + 0.05
+    # connections are opened before the clock starts, as a client with a pool would have
+    # them; more are opened when all are busy
+    opened: list[Connection] = [await Connection.open(port) for _ in range(connections)]
+    idle = list(opened)
+    loop = asyncio.get_running_loop()
 
-        async def one(i: int) -> None:
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - loop.time()))
-            try:
-                response = await client.post("/recommend", json=bodies[i % len(bodies)])
-                if response.status_code == 200:
-                    latencies[i] = (loop.time() - due) * 1000
-                else:
-                    key = f"HTTP {response.status_code}"
-                    failures[key] = failures.get(key, 0) + 1
-            except httpx.HTTPError as error:
-                failures[type(error).__name__] = failures.get(type(error).__name__, 0) + 1
+    async def one(i: int, due: float) -> None:
+        connection = None
+        request = requests[i % len(requests)]
+        try:
+            if idle:
+                connection = idle.pop()
+                try:
+                    status = await asyncio.wait_for(connection.exchange(request), timeout)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    # the server closed this keep-alive connection while it was idle: as
+                    # HTTP clients do, send the request again on a new connection
+                    connection.close()
+                    connection = None
+            if connection is None:
+                connection = await Connection.open(int(port))
+                opened.append(connection)
+                status = await asyncio.wait_for(connection.exchange(request), timeout)
+            if status == 200:
+                latencies[i] = (loop.time() - due) * 1000
+            else:
+                failures[f"HTTP {status}"] = failures.get(f"HTTP {status}", 0) + 1
+            idle.append(connection)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
+            failures[type(error).__name__] = failures.get(type(error).__name__, 0) + 1
+            if connection is not None:
+                connection.close()
 
-        tasks = [asyncio.create_task(one(i)) for i in range(count)]
-        _, pending = await asyncio.wait(tasks, timeout=duration + timeout + 1.0)
-        for task in pending:
-            task.cancel()
-        if pending:
-            failures["unfinished"] = len(pending)
-        elapsed = loop.time() - start
+    # one loop releases the requests on schedule (creating all tasks up front would make the
+    # first ones late before the clock even starts)
+    tasks = []
+    start = loop.time() + 0.05
+    for i in range(count):
+        due = start + i / rate
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        tasks.append(asyncio.create_task(one(i, due)))
+    _, pending = await asyncio.wait(tasks, timeout=timeout + 1.0)
+    for task in pending:
+        task.cancel()
+    if pending:
+        failures["unfinished"] = len(pending)
+    elapsed = loop.time() - start
+    for connection in opened:
+        connection.close()
     answered = latencies[np.isfinite(latencies)]
     return {
         "rate_per_s": rate,
@@ -118,7 +190,16 @@ async def run_rate(
         "ok": len(answered),
         "errors": count - len(answered),
         "error_kinds": failures,
+        "connections": {"opened_first": connections, "in_all": len(opened)},
         "elapsed_s": round(elapsed, 2),
+        # per second of the schedule: p50 and max of the requests due in it (NaN: none answered)
+        "timeline_ms": [
+            [
+                percentile(second[np.isfinite(second)], 50),
+                percentile(second[np.isfinite(second)], 100),
+            ]
+            for second in np.array_split(latencies, max(1, round(duration)))
+        ],
         "latency_ms": {
             "p50": percentile(answered, 50),
             "p95": percentile(answered, 95),
@@ -177,7 +258,8 @@ def main() -> None:
                 client.post("/recommend", json=body).raise_for_status()
         results = []
         for rate in args.rates:
-            result = asyncio.run(run_rate(url, bodies, rate, args.duration, args.timeout))
+            requests = encode_requests(bodies, port)
+            result = asyncio.run(run_rate(port, requests, rate, args.duration, args.timeout))
             latency = result["latency_ms"]
             print(
                 f"{rate:>6.0f} req/s x {args.duration:g} s: p50 {latency['p50']} ms, "

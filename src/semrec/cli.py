@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import json
 import logging
 import os
@@ -423,6 +424,11 @@ def serve(
         highlight=False,
     )
     app_ = create_app(served, api_key=api_key, max_body_bytes=max_body_bytes)
+    # the loaded model, catalogue and libraries are ~250k objects that live as long as the
+    # server: frozen, the cyclic garbage collector stops re-scanning them (a full collection
+    # over them paused every request for ~170 ms under load)
+    gc.collect()
+    gc.freeze()
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
