@@ -10,6 +10,15 @@ one, the LETTER codes shipped with it (``*.index.json[.gz]``). Prints the qualit
 (codebook usage and entropy per level, collision rate before de-duplication, reconstruction
 error relative to the input variance) and writes
 ``benchmarks/results/tokenizer-quality-<dataset>.json`` with the command, commit and device.
+
+Collaborative and concatenated codes (RQ-VAE on a trained model's item vectors, alone or
+next to the text vectors, each part unit length):
+
+    .venv/bin/python benchmarks/tokenizer_quality.py --data-dir ../shared/data \
+        --dataset amazon-beauty-p5 --inputs collaborative concat --collaborative runs/sasrec-beauty
+
+write ``tokenizer-quality-<dataset>-collaborative-concat.json`` (and, with ``--codes-out``,
+``<dataset>-rqvae-collaborative.safetensors`` / ``-rqvae-concat``).
 """
 
 from __future__ import annotations
@@ -31,9 +40,11 @@ from record_result import git_commit
 from semrec.atomic import write_text_atomic
 from semrec.data.registry import load_dataset, locate_dataset
 from semrec.encoders import DEFAULT_MODEL, SentenceEncoder, encode_catalog
+from semrec.models import load_model
 from semrec.models.generative.tokenizers import (
     ResidualKMeansTokenizer,
     RQVAETokenizer,
+    collaborative_vectors,
     load_given_codes,
     quality_table,
     save_codes,
@@ -58,6 +69,20 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--note", default="", help="anything a reader must know")
     parser.add_argument(
+        "--inputs",
+        nargs="+",
+        choices=["text", "collaborative", "concat"],
+        default=["text"],
+        help="what to tokenize: text vectors (RQ-VAE, residual k-means and the reference "
+        "indexings), a trained model's item vectors, or both concatenated (RQ-VAE)",
+    )
+    parser.add_argument(
+        "--collaborative",
+        type=Path,
+        default=None,
+        help="run or model directory whose item vectors are the collaborative input",
+    )
+    parser.add_argument(
         "--codes-out",
         type=Path,
         default=None,
@@ -70,21 +95,50 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     dataset = load_dataset(args.dataset, args.data_dir)
-    if dataset.catalog is None:
-        sys.exit(f"{args.dataset} has no item text to encode")
     item_ids = dataset.interactions.item_ids
-    encoded = encode_catalog(dataset.catalog, SentenceEncoder(DEFAULT_MODEL))
-    vectors = tokenizer_input(text=encoded.embeddings)
-    input_source = {"input": f"text:{DEFAULT_MODEL}", "dataset": args.dataset}
+    text = collaborative = None
+    if {"text", "concat"} & set(args.inputs):
+        if dataset.catalog is None:
+            sys.exit(f"{args.dataset} has no item text to encode")
+        text = encode_catalog(dataset.catalog, SentenceEncoder(DEFAULT_MODEL)).embeddings
+    if {"collaborative", "concat"} & set(args.inputs):
+        if args.collaborative is None:
+            sys.exit("--inputs collaborative/concat need --collaborative RUN_OR_MODEL_DIR")
+        model_dir = args.collaborative
+        model_dir = model_dir / "model" if (model_dir / "model").is_dir() else model_dir
+        model = load_model(model_dir)
+        collaborative = collaborative_vectors(model, item_ids)
+        collaborative_source = f"collaborative:{model.name}:{args.collaborative}"
+    sources = {
+        "text": (f"text:{DEFAULT_MODEL}", lambda: tokenizer_input(text=text)),
+        "collaborative": (
+            collaborative_source if collaborative is not None else "",
+            lambda: tokenizer_input(collaborative=collaborative),
+        ),
+        "concat": (
+            f"text:{DEFAULT_MODEL}+" + (collaborative_source if collaborative is not None else ""),
+            lambda: tokenizer_input(text=text, collaborative=collaborative),
+        ),
+    }
     shape = {"n_levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed}
 
-    qualities, seconds, cpu_seconds, details = {}, {}, {}, {}
+    qualities, seconds, cpu_seconds, details, inputs = {}, {}, {}, {}, {}
     rqvae_params = dict(shape) | ({"epochs": args.epochs} if args.epochs else {})
-    tokenizers = {
-        "rqvae": RQVAETokenizer(device=args.device, **rqvae_params),
-        "rkmeans": ResidualKMeansTokenizer(device=args.device, **shape),
-    }
-    for name, tokenizer in tokenizers.items():
+    runs = []  # (result name, input name, tokenizer)
+    for input_name in args.inputs:
+        suffix = "" if input_name == "text" else f"-{input_name}"
+        runs.append(
+            (f"rqvae{suffix}", input_name, RQVAETokenizer(device=args.device, **rqvae_params))
+        )
+        if input_name == "text":
+            runs.append(
+                ("rkmeans", input_name, ResidualKMeansTokenizer(device=args.device, **shape))
+            )
+    for name, input_name, tokenizer in runs:
+        source, build = sources[input_name]
+        vectors = build()
+        inputs[name] = source
+        input_source = {"input": source, "dataset": args.dataset}
         started, cpu_started = time.perf_counter(), time.process_time()
         tokenization = tokenizer.fit(vectors).tokenize(vectors, input_source)
         seconds[name] = round(time.perf_counter() - started, 1)
@@ -97,18 +151,22 @@ def main() -> None:
             )
         details[name] = {"config": tokenizer.config.model_dump(mode="json")}
         print(f"{name}: {seconds[name]} s ({cpu_seconds[name]} s CPU)", flush=True)
-    details["rqvae"]["history_last"] = tokenizers["rqvae"].history[-1]
-    details["rqvae"]["restarts_total"] = [
-        sum(record["restarted"][level] for record in tokenizers["rqvae"].history)
-        for level in range(args.levels)
-    ]
-    for method in ("random", "sequential"):
-        params = {"codebook_size": args.codebook_size} | ({"seed": 0} if method == "random" else {})
-        qualities[method] = tokenize(vectors, method, **params).quality
+        if isinstance(tokenizer, RQVAETokenizer):
+            details[name]["history_last"] = tokenizer.history[-1]
+            details[name]["restarts_total"] = [
+                sum(record["restarted"][level] for record in tokenizer.history)
+                for level in range(args.levels)
+            ]
+    if "text" in args.inputs:
+        vectors = sources["text"][1]()
+        for method in ("random", "sequential"):
+            params = {"codebook_size": args.codebook_size}
+            params |= {"seed": 0} if method == "random" else {}
+            qualities[method] = tokenize(vectors, method, **params).quality
 
     folder = locate_dataset(args.dataset, args.data_dir)
     given = sorted(folder.glob("*.index.json")) + sorted(folder.glob("*.index.json.gz"))
-    if given:
+    if given and "text" in args.inputs:
         codes = load_given_codes(given[0], item_ids)
         n_given = codes.source["n_given_levels"]
         letter_raw = codes.codes[:, :n_given]
@@ -117,17 +175,20 @@ def main() -> None:
 
     table = quality_table(qualities)
     print(table)
+    name = f"tokenizer-quality-{args.dataset}"
+    if args.inputs != ["text"]:
+        name += "-" + "-".join(args.inputs)
     record = {
-        "name": f"tokenizer-quality-{args.dataset}",
+        "name": name,
         "command": shlex.join([".venv/bin/python", *sys.argv]),
         "git_commit": git_commit(),
-        "device": str(tokenizers["rqvae"].device),
+        "device": str(runs[0][2].device),
         "cpu": platform.processor() or platform.machine(),
         "torch_threads": torch.get_num_threads(),
         "dataset": args.dataset,
         "data_fingerprint": dataset.interactions.fingerprint(),
         "n_items": len(item_ids),
-        "input": input_source["input"] + " (unit length)",
+        "input": {name: f"{source} (unit length per part)" for name, source in inputs.items()},
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         #: 1-minute load average when the run started and ended (others' jobs slow wall time)
@@ -138,7 +199,7 @@ def main() -> None:
         "table": table,
     }
     if not args.no_write:
-        out = RESULTS / f"tokenizer-quality-{args.dataset}.json"
+        out = RESULTS / f"{name}.json"
         write_text_atomic(out, json.dumps(record, indent=1, default=str) + "\n")
         print(f"wrote {out}")
 

@@ -16,6 +16,8 @@ from safetensors import safe_open
 
 from semrec.data.formats.p5 import read_p5
 from semrec.errors import ConfigError, DataError, ModelError
+from semrec.models import Query, TrainData
+from semrec.models.baselines import EASE
 from semrec.models.generative.codes import ItemCodes
 from semrec.models.generative.tokenizers import (
     ResidualKMeansTokenizer,
@@ -23,6 +25,7 @@ from semrec.models.generative.tokenizers import (
     break_collisions,
     codes_from_tensors,
     codes_to_tensors,
+    collaborative_vectors,
     collision_rate,
     load_codes,
     load_given_codes,
@@ -35,6 +38,7 @@ from semrec.models.generative.tokenizers import (
     tokenizer_input,
     tokenizer_quality,
 )
+from semrec.models.mf import MFBPR
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 XWINES_EMBEDDINGS = FIXTURES / "embeddings" / "xwines-minilm.safetensors"
@@ -248,6 +252,20 @@ def test_tokenizer_input_scales_each_part_before_concatenating(
         tokenizer_input(text, collaborative[:10])
     with pytest.raises(ModelError, match="needs"):
         tokenizer_input()
+
+
+def test_collaborative_vectors_are_the_model_item_vectors_in_the_asked_order(small_split):
+    model = MFBPR(epochs=1, embedding_size=8, seed=3).fit(TrainData(small_split.train))
+    _, items = model.user_item_vectors(Query.users([0]))
+    ids = list(model.item_ids)
+    order = [5, 0, 2]
+    vectors = collaborative_vectors(model, [ids[i] for i in order])
+    np.testing.assert_array_equal(vectors, items.detach().numpy()[order])
+    with pytest.raises(ModelError, match="have no mf_bpr vector"):
+        collaborative_vectors(model, [ids[0], "not-an-item"])
+    ease = EASE(regularization=50.0).fit(TrainData(small_split.train))
+    with pytest.raises(ModelError, match="no item vectors"):
+        collaborative_vectors(ease, ids)
 
 
 # --- persistence -----------------------------------------------------------------------------

@@ -311,10 +311,18 @@ class SASRec(Recommender):
 
     @torch.no_grad()
     def score(self, query: Query) -> torch.Tensor:
+        users, items = self.user_item_vectors(query)
+        return users @ items.T
+
+    @torch.no_grad()
+    def user_item_vectors(self, query: Query) -> tuple[torch.Tensor, torch.Tensor]:
+        """The query's sequence representations [B, d] and the item embeddings [n_items, d],
+        whose inner products are :meth:`score` (a vector index can serve them; the item
+        embeddings are SASRec's collaborative item vectors for tokenizers)."""
         self._require_fitted()
         self.module.eval()
         hidden = self.module(self._query_tokens(query))[:, -1]
-        return hidden @ self.module.item_weights().T
+        return hidden, self.module.item_weights()
 
     def _state(self) -> dict[str, torch.Tensor]:
         state = {f"module.{name}": value for name, value in self.module.state_dict().items()}

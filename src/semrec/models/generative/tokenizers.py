@@ -56,7 +56,7 @@ from torch import nn
 
 from semrec.atomic import write_bytes_atomic
 from semrec.errors import ConfigError, DataError, ModelError
-from semrec.models.base import ModelConfig, default_device
+from semrec.models.base import ModelConfig, Query, Recommender, default_device
 from semrec.models.generative.codes import ItemCodes
 from semrec.progress import progress
 
@@ -121,6 +121,29 @@ def tokenizer_input(
             f"{len(parts[1])}: both must have one row per item, in item-index order"
         )
     return np.concatenate([_scale(part, scaling) for part in parts], axis=1).astype(np.float32)
+
+
+def collaborative_vectors(model: Recommender, item_ids: Sequence) -> np.ndarray:
+    """A trained model's item vectors (LightGCN's propagated item embeddings, SASRec's or
+    MF-BPR's item embeddings, ...) as tokenizer input: row i is ``item_ids[i]``. Every id must
+    be one the model was trained on (matched as strings); the model must expose
+    ``user_item_vectors``."""
+    if not callable(getattr(model, "user_item_vectors", None)):
+        raise ModelError(
+            f"{model.name} has no item vectors (no user_item_vectors): collaborative codes "
+            "need a model such as lightgcn, mf_bpr or sasrec"
+        )
+    with torch.no_grad():
+        _, items = model.user_item_vectors(Query.users([0]))
+    row_of = {str(item): row for row, item in enumerate(model.item_ids)}
+    rows = [row_of.get(str(item), -1) for item in item_ids]
+    if -1 in rows:
+        missing = [str(item) for item, row in zip(item_ids, rows, strict=True) if row < 0][:5]
+        raise ModelError(
+            f"{sum(r < 0 for r in rows)} items have no {model.name} vector (e.g. {missing}): "
+            "train the model on the same data set"
+        )
+    return items.detach().float().cpu().numpy()[np.asarray(rows)]
 
 
 # --- collisions ------------------------------------------------------------------------------
