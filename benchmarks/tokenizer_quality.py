@@ -18,7 +18,8 @@ next to the text vectors, each part unit length):
         --dataset amazon-beauty-p5 --inputs collaborative concat --collaborative runs/sasrec-beauty
 
 write ``tokenizer-quality-<dataset>-collaborative-concat.json`` (and, with ``--codes-out``,
-``<dataset>-rqvae-collaborative.safetensors`` / ``-rqvae-concat``).
+``<dataset>-rqvae-collaborative.safetensors`` / ``-rqvae-concat``; with text input, the given
+LETTER codes are written as ``<dataset>-letter.safetensors``).
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ def main() -> None:
         n_given = codes.source["n_given_levels"]
         letter_raw = codes.codes[:, :n_given]
         qualities["LETTER (given)"] = tokenizer_quality(letter_raw, codes.level_sizes[:n_given])
+        if args.codes_out is not None:  # the given codes as a tiger `codes` file too
+            save_codes(args.codes_out / f"{args.dataset}-letter.safetensors", codes, item_ids)
         qualities["LETTER 3 levels"] = tokenizer_quality(letter_raw[:, :3], codes.level_sizes[:3])
 
     table = quality_table(qualities)
