@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -202,3 +204,11 @@ output: {{dir: {tmp_path}}}
     result = invoke("recommend", run_dir, "--intention", intention)  # an EASE run
     assert result.exit_code == 2
     assert "ease does not read text" in result.output
+
+
+def test_python_dash_m_semrec_is_the_same_command_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "semrec", "data", "list"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "xwines" in result.stdout and "registered data sets" in result.stdout
