@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -55,6 +56,19 @@ from semrec.models.generative.tokenizers import (
 )
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def largest_group_popularity(raw_codes: np.ndarray, popularity: np.ndarray) -> dict[str, float]:
+    """How many interactions the items of the largest collision group have, next to all items
+    (a large group of rarely seen items means their input vectors were barely trained)."""
+    _, group, sizes = np.unique(raw_codes, axis=0, return_inverse=True, return_counts=True)
+    members = np.flatnonzero(group.ravel() == np.argmax(sizes))
+    return {
+        "size": len(members),
+        "median_interactions": float(np.median(popularity[members])),
+        "max_interactions": float(popularity[members].max()),
+        "median_interactions_all_items": float(np.median(popularity)),
+    }
 
 
 def main() -> None:
@@ -97,6 +111,7 @@ def main() -> None:
 
     dataset = load_dataset(args.dataset, args.data_dir)
     item_ids = dataset.interactions.item_ids
+    popularity = np.asarray(dataset.interactions.user_items.sum(axis=0)).ravel()
     text = collaborative = None
     if {"text", "concat"} & set(args.inputs):
         if dataset.catalog is None:
@@ -150,7 +165,10 @@ def main() -> None:
             save_codes(
                 args.codes_out / f"{args.dataset}-{name}.safetensors", tokenization.codes, item_ids
             )
-        details[name] = {"config": tokenizer.config.model_dump(mode="json")}
+        details[name] = {
+            "config": tokenizer.config.model_dump(mode="json"),
+            "largest_group": largest_group_popularity(tokenization.raw_codes, popularity),
+        }
         print(f"{name}: {seconds[name]} s ({cpu_seconds[name]} s CPU)", flush=True)
         if isinstance(tokenizer, RQVAETokenizer):
             details[name]["history_last"] = tokenizer.history[-1]

@@ -425,8 +425,8 @@ def serve(
     )
     app_ = create_app(served, api_key=api_key, max_body_bytes=max_body_bytes)
     # the loaded model, catalogue and libraries are ~250k objects that live as long as the
-    # server: frozen, the cyclic garbage collector stops re-scanning them (a full collection
-    # over them paused every request for ~170 ms under load)
+    # server: frozen, the cyclic garbage collector stops re-scanning them in its full
+    # collections, which otherwise pause every request in flight
     gc.collect()
     gc.freeze()
     uvicorn.run(app_, host=host, port=port, log_level="warning")
