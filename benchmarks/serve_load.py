@@ -259,12 +259,21 @@ def main() -> None:
         results = []
         for rate in args.rates:
             requests = encode_requests(bodies, port)
+            before = httpx.get(f"{url}/health", timeout=5).json().get("batching")
             result = asyncio.run(run_rate(port, requests, rate, args.duration, args.timeout))
+            after = httpx.get(f"{url}/health", timeout=5).json().get("batching")
+            if before and after and after["batches"] > before["batches"]:
+                result["mean_batch_size"] = round(
+                    (after["requests"] - before["requests"])
+                    / (after["batches"] - before["batches"]),
+                    2,
+                )
             latency = result["latency_ms"]
             print(
                 f"{rate:>6.0f} req/s x {args.duration:g} s: p50 {latency['p50']} ms, "
                 f"p95 {latency['p95']} ms, p99 {latency['p99']} ms, "
                 f"errors {result['errors']}/{result['requests']} {result['error_kinds'] or ''}"
+                f" mean batch {result.get('mean_batch_size')}"
             )
             results.append(result)
     finally:

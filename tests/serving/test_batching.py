@@ -86,6 +86,9 @@ def test_batched_answers_equal_one_query_at_a_time(model, small_split):
         return await asyncio.gather(*(batcher.top_k(request) for request in requests))
 
     answers = asyncio.run(all_at_once())
+    stats = batcher.stats()
+    assert stats["requests"] == len(requests)
+    assert 1 <= stats["batches"] <= len(requests)
     for request, answer in zip(requests, answers, strict=True):
         if request.history is None:
             query = Query.users([request.user])

@@ -363,6 +363,8 @@ def create_app(
             raise _field_error("text", served.text_unavailable or "no text encoder available")
         return served.encode_text([text])
 
+    batcher = RetrievalBatcher(served.retrieval)
+
     @app.get("/health", tags=["service"])
     async def health() -> dict[str, Any]:
         """Liveness and what is served; never needs the API key."""
@@ -374,6 +376,7 @@ def create_app(
             "catalogue": served.catalog is not None,
             "text": served.reads_text and served.encode_text is not None,
             "retrieval": served.retrieval.describe(),
+            "batching": batcher.stats(),
             "semrec_version": semrec.__version__,
         }
 
@@ -387,8 +390,6 @@ def create_app(
         return ItemDetails(
             item_id=item_id, title=served.titles(np.array([index]))[0], fields=fields
         )
-
-    batcher = RetrievalBatcher(served.retrieval)
 
     def answer_text(request: RecommendRequest, extra: np.ndarray, k: int) -> JSONResponse:
         vector = text_vector(request.text)

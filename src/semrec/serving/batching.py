@@ -56,6 +56,8 @@ class MicroBatcher(Generic[Request, Answer]):
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="semrec-batch")
         self._queue: list[tuple[Request, asyncio.Future]] = []
         self._draining = False
+        #: batches answered and requests in them, since the start (for /health)
+        self.batches = self.requests = 0
         self._drain_task: asyncio.Task | None = None  # referenced so it is not collected
 
     async def submit(self, request: Request) -> Answer:
@@ -74,6 +76,8 @@ class MicroBatcher(Generic[Request, Answer]):
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
                 requests = [request for request, _ in batch]
+                self.batches += 1
+                self.requests += len(requests)
                 try:
                     answers = await loop.run_in_executor(self.executor, self.answer_batch, requests)
                 except Exception as error:  # handed to every request of the batch
@@ -118,6 +122,14 @@ class RetrievalBatcher:
         executor = ThreadPoolExecutor(1, thread_name_prefix="semrec-batch")
         self._users = MicroBatcher(self._answer, max_batch, executor)
         self._histories = MicroBatcher(self._answer, max_batch, executor)
+
+    def stats(self) -> dict[str, int]:
+        """Batches answered so far and the requests in them (users and histories)."""
+        batchers = (self._users, self._histories)
+        return {
+            "batches": sum(b.batches for b in batchers),
+            "requests": sum(b.requests for b in batchers),
+        }
 
     async def top_k(self, request: TopKRequest) -> RankedItems:
         if (request.user is None) == (request.history is None):
