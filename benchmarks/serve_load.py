@@ -152,7 +152,7 @@ async def run_rate(
                     connection.close()
                     connection = None
             if connection is None:
-                connection = await Connection.open(int(port))
+                connection = await Connection.open(port)
                 opened.append(connection)
                 status = await asyncio.wait_for(connection.exchange(request), timeout)
             if status == 200:

@@ -125,17 +125,19 @@ def main() -> None:
         model = load_model(model_dir)
         collaborative = collaborative_vectors(model, item_ids)
         collaborative_source = f"collaborative:{model.name}:{args.collaborative}"
-    sources = {
-        "text": (f"text:{DEFAULT_MODEL}", lambda: tokenizer_input(text=text)),
-        "collaborative": (
-            collaborative_source if collaborative is not None else "",
-            lambda: tokenizer_input(collaborative=collaborative),
-        ),
-        "concat": (
-            f"text:{DEFAULT_MODEL}+" + (collaborative_source if collaborative is not None else ""),
-            lambda: tokenizer_input(text=text, collaborative=collaborative),
-        ),
-    }
+    text_source = f"text:{DEFAULT_MODEL}"
+    prepared = {}  # input name -> (description, tokenizer input vectors)
+    for input_name in args.inputs:
+        if input_name == "text":
+            prepared[input_name] = (text_source, tokenizer_input(text=text))
+        elif input_name == "collaborative":
+            prepared[input_name] = (
+                collaborative_source,
+                tokenizer_input(collaborative=collaborative),
+            )
+        else:
+            vectors = tokenizer_input(text=text, collaborative=collaborative)
+            prepared[input_name] = (f"{text_source}+{collaborative_source}", vectors)
     shape = {"n_levels": args.levels, "codebook_size": args.codebook_size, "seed": args.seed}
 
     qualities, seconds, cpu_seconds, details, inputs = {}, {}, {}, {}, {}
@@ -151,8 +153,7 @@ def main() -> None:
                 ("rkmeans", input_name, ResidualKMeansTokenizer(device=args.device, **shape))
             )
     for name, input_name, tokenizer in runs:
-        source, build = sources[input_name]
-        vectors = build()
+        source, vectors = prepared[input_name]
         inputs[name] = source
         input_source = {"input": source, "dataset": args.dataset}
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -177,7 +178,7 @@ def main() -> None:
                 for level in range(args.levels)
             ]
     if "text" in args.inputs:
-        vectors = sources["text"][1]()
+        vectors = prepared["text"][1]
         for method in ("random", "sequential"):
             params = {"codebook_size": args.codebook_size}
             params |= {"seed": 0} if method == "random" else {}
