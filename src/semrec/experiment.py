@@ -175,14 +175,18 @@ def fit_timed(
     data_split: Split,
     work_dir: Path | None = None,
     item_embeddings: np.ndarray | None = None,
+    exclude_seen: bool = True,
 ) -> float:
     """Fit and return seconds. Iterative models are monitored on the validation part, or,
     where the split has none (paper protocols such as LightGCN's), on the test part: that
-    curve is recorded for learning curves only, never used to pick an epoch."""
+    curve is recorded for learning curves only, never used to pick an epoch. ``exclude_seen``
+    is the evaluation's (False for repeat-consumption data)."""
     part = "valid" if data_split.valid is not None else "test"
 
     def monitor() -> dict[str, float]:
-        metrics = evaluate(model, data_split, ks=MONITOR_KS, part=part).metrics
+        metrics = evaluate(
+            model, data_split, ks=MONITOR_KS, part=part, exclude_seen=exclude_seen
+        ).metrics
         return {
             f"{part}_{name}": value
             for name, value in metrics.items()
@@ -237,7 +241,14 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
             log.info("%s reads item text: encoding it with the default encoder", model.name)
         embeddings = None if encoder is None else prepare_item_embeddings(encoder, dataset)
         reset_peak_memory()
-        fit_seconds = fit_timed(model, dataset, data_split, run_dir / "training", embeddings)
+        fit_seconds = fit_timed(
+            model,
+            dataset,
+            data_split,
+            run_dir / "training",
+            embeddings,
+            config.evaluation.exclude_seen,
+        )
         fit_memory = peak_memory_mib()  # includes the monitor's evaluations during training
         reset_peak_memory()
         result = evaluate(

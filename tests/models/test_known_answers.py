@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from semrec.data import Interactions
 from semrec.errors import ModelError
 from semrec.models import MODEL_REGISTRY, Query, TrainData
+from semrec.models.baselines import _invert_spd_in_place
 from tests.models.test_contract import FAST_PARAMS
 
 
@@ -55,3 +57,23 @@ def test_ease_refuses_a_catalogue_beyond_its_memory_limit():
     model = MODEL_REGISTRY["ease"](memory_limit_gib=1e-6)
     with pytest.raises(ModelError, match="memory_limit_gib"):
         model.fit(TrainData(two_communities()))
+
+
+def test_in_place_inverse_equals_numpy_and_allocates_no_second_matrix():
+    rows = two_communities().user_items.toarray().astype(np.float64)
+    gram = torch.from_numpy(rows.T @ rows + 5.0 * np.eye(rows.shape[1]))
+    expected = np.linalg.inv(gram.numpy())
+    inverse = _invert_spd_in_place(gram)
+    assert inverse.data_ptr() == gram.data_ptr()
+    np.testing.assert_allclose(inverse.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_ease_float32_solve_matches_float64(small_split):
+    data = TrainData(small_split.train)
+    exact = MODEL_REGISTRY["ease"](regularization=50.0).fit(data)
+    lean = MODEL_REGISTRY["ease"](regularization=50.0, solve_precision="float32").fit(data)
+    np.testing.assert_allclose(lean.weights.numpy(), exact.weights.numpy(), atol=1e-5)
+    users = Query.users(np.arange(50))
+    assert torch.equal(
+        lean.recommend(users, k=10).item_index, exact.recommend(users, k=10).item_index
+    )
