@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--note", default="", help="anything a reader must know")
     args = parser.parse_args()
     run = args.run_dir
-    history_path = run / "training" / "history.jsonl"
-    history = [json.loads(line) for line in history_path.read_text().splitlines() if line]
+    history_path = run / "training" / "history.jsonl"  # absent for closed-form models
+    lines = history_path.read_text().splitlines() if history_path.is_file() else []
+    history = [json.loads(line) for line in lines if line]
     metrics_path = run / "metrics.json"
     finished = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
     targets = {}
