@@ -1,20 +1,26 @@
-"""The experiment layer: item vectors for text models, and the cold-start warning."""
+"""The experiment layer: item vectors for text models, the cold-start warning, and the
+training monitor."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from semrec.config import EncoderConfig, ExperimentConfig
-from semrec.data.splits import ColdItemSplit, split
+from semrec.data import Dataset, Interactions
+from semrec.data.splits import ColdItemSplit, LeaveOneOutSplit, split
 from semrec.errors import ConfigError
 from semrec.experiment import (
     encode_texts_like_training,
+    fit_timed,
     prepare_item_embeddings,
     warn_if_cold_items_without_text,
 )
+from semrec.models import MODEL_REGISTRY
 from semrec.models.baselines import MostPop
 from semrec.models.text import TextKNN
 
@@ -48,3 +54,19 @@ def test_cold_items_warn_only_for_models_without_text(small_dataset, caplog):
         warn_if_cold_items_without_text(MostPop(), cold)
     (record,) = caplog.records
     assert "most_pop (no item text) cannot tell them apart" in record.getMessage()
+
+
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_the_training_monitor_follows_exclude_seen(tmp_path, exclude_seen):
+    # each user visits i, i+1, i again, then i+2: leave-one-out makes the repeat visit the
+    # validation item, which only a ranking that keeps seen items can hit
+    users = np.repeat(np.arange(25), 4)
+    items = np.stack([np.arange(25), np.arange(1, 26) % 25, np.arange(25), np.arange(2, 27) % 25])
+    interactions = Interactions.from_ids(users, items.T.ravel())
+    dataset = Dataset("repeats", interactions, None)
+    data_split = split(dataset, LeaveOneOutSplit())
+    model = MODEL_REGISTRY["lightgcn"](epochs=1, batch_size=16, embedding_size=8, eval_every=1)
+    fit_timed(model, dataset, data_split, tmp_path, exclude_seen=exclude_seen)
+    history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
+    recall = history[0]["valid_recall@20"]
+    assert recall == 0.0 if exclude_seen else recall > 0.0

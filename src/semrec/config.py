@@ -65,7 +65,11 @@ class ModelSection(_Section):
 class EvaluationConfig(_Section):
     ks: list[int] = Field(default_factory=lambda: [10, 20])
     batch_size: int = Field(1024, ge=1)
-    exclude_seen: bool = True
+    exclude_seen: bool = Field(
+        True,
+        description="rank without the user's training (and, at test, validation) items; "
+        "false for repeat-consumption data such as Yelp. Training monitors follow it too",
+    )
 
     @field_validator("ks")
     @classmethod
