@@ -1,0 +1,95 @@
+"""Constrained beam search against exhaustive ranking, for a trained generative (TIGER) run.
+
+.venv/bin/python benchmarks/beam_gap.py runs/NAME [--ks 5 10 20] [--beams 20] \
+    [--data-dir ../shared/data] [--threads N]
+
+Evaluates the run's model on its test part twice through ``semrec.evaluation.evaluate``:
+ranked by trie-constrained beam search (what ``semrec train`` reports) and by every item's
+exact log-probability (``exhaustive_ranking``, which decodes the whole trie per user, so it
+suits catalogues of a few thousand items on CPU). Prints both metric sets, the relative gap
+per metric ((exhaustive - beam) / exhaustive) and the share of users whose top-10 is the same
+set both ways, and writes benchmarks/results/beam-gap-<run name>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semrec.evaluation import evaluate
+from semrec.experiment import DataLocation, device_description, load_run
+
+sys.path.insert(0, str(Path(__file__).parent))
+from record_result import RESULTS, git_commit
+
+
+def accuracy(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in metrics.items() if k.split("@")[0] in ("recall", "ndcg")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--ks", type=int, nargs="+", default=[5, 10, 20])
+    parser.add_argument("--beams", type=int, nargs="+", default=[20])
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config, _, data_split, model = load_run(args.run_dir, DataLocation(args.data_dir))
+    if model.name != "tiger":
+        sys.exit(f"{args.run_dir}: a {model.name} run; beam search is a tiger model's")
+    batch_size = config.evaluation.batch_size
+
+    def ranked(**change: object) -> dict:
+        model.config = model.config.model_copy(update=change)
+        result = evaluate(model, data_split, ks=args.ks, batch_size=batch_size)
+        print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
+        return {"metrics": result.metrics, "seconds": round(result.seconds, 1), "top": result}
+
+    exhaustive = ranked(exhaustive_ranking=True)
+    beams = {b: ranked(exhaustive_ranking=False, beam_size=b) for b in args.beams}
+    top10 = exhaustive["top"].top_items[:, :10]
+    record = {
+        "run": str(args.run_dir),
+        "n_items": model.n_items,
+        "n_users": len(exhaustive["top"].user_index),
+        "exhaustive": {key: exhaustive[key] for key in ("metrics", "seconds")},
+        "beam": {},
+        "device": device_description(model.device),
+        "threads": torch.get_num_threads(),
+        "command": "python " + shlex.join(sys.argv),
+        "git_commit": git_commit(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    for beam, result in beams.items():
+        same = [
+            set(a) == set(b) for a, b in zip(top10, result["top"].top_items[:, :10], strict=True)
+        ]
+        record["beam"][str(beam)] = {
+            "metrics": result["metrics"],
+            "seconds": result["seconds"],
+            "relative_gap": {
+                name: round((value - result["metrics"][name]) / value, 4) if value else 0.0
+                for name, value in exhaustive["metrics"].items()
+            },
+            "same_top10_share": round(float(np.mean(same)), 4),
+        }
+        gaps = accuracy(record["beam"][str(beam)]["relative_gap"])
+        print(f"beam {beam}: relative gap {gaps}, same top-10 set for ", end="")
+        print(f"{record['beam'][str(beam)]['same_top10_share']:.1%} of users")
+    path = RESULTS / f"beam-gap-{Path(args.run_dir).name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
