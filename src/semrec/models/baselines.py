@@ -146,7 +146,7 @@ class EASE(Recommender):
 
     B = argmin ||X - XB||² + λ||B||²  s.t. diag(B) = 0, solved as P = (XᵀX + λI)⁻¹,
     B_ij = -P_ij / P_jj (B_jj = 0). Scores are x_u B. The item x item matrix is dense, so
-    memory grows with n_items²: one n² buffer of the solve precision on CPU (the inverse
+    memory grows with n_items²: one n² buffer of the solve precision (the inverse
     is computed in place; float64 adds a float32 copy for the weights), 1 GiB of float64 at
     ~11k items. ``solve_precision: float32`` halves it, for catalogues like Gowalla's 41k.
     """
