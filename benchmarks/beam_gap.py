@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semrec.evaluation import evaluate
+from semrec.atomic import write_text_atomic
+from semrec.evaluation import EvaluationResult, evaluate
 from semrec.experiment import DataLocation, device_description, load_run
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,20 +50,19 @@ def main() -> None:
         sys.exit(f"{args.run_dir}: a {model.name} run; beam search is a tiger model's")
     batch_size = config.evaluation.batch_size
 
-    def ranked(**change: object) -> dict:
+    def ranked(**change: object) -> EvaluationResult:
         model.config = model.config.model_copy(update=change)
         result = evaluate(model, data_split, ks=args.ks, batch_size=batch_size)
         print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
-        return {"metrics": result.metrics, "seconds": round(result.seconds, 1), "top": result}
+        return result
 
     exhaustive = ranked(exhaustive_ranking=True)
-    beams = {b: ranked(exhaustive_ranking=False, beam_size=b) for b in args.beams}
-    top10 = exhaustive["top"].top_items[:, :10]
+    top10 = np.sort(exhaustive.top_items[:, :10], axis=1)
     record = {
         "run": str(args.run_dir),
         "n_items": model.n_items,
-        "n_users": len(exhaustive["top"].user_index),
-        "exhaustive": {key: exhaustive[key] for key in ("metrics", "seconds")},
+        "n_users": len(exhaustive.user_index),
+        "exhaustive": {"metrics": exhaustive.metrics, "seconds": round(exhaustive.seconds, 1)},
         "beam": {},
         "device": device_description(model.device),
         "threads": torch.get_num_threads(),
@@ -70,24 +70,25 @@ def main() -> None:
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    for beam, result in beams.items():
-        same = [
-            set(a) == set(b) for a, b in zip(top10, result["top"].top_items[:, :10], strict=True)
-        ]
-        record["beam"][str(beam)] = {
-            "metrics": result["metrics"],
-            "seconds": result["seconds"],
+    for beam in args.beams:
+        result = ranked(exhaustive_ranking=False, beam_size=beam)
+        same = (np.sort(result.top_items[:, :10], axis=1) == top10).all(axis=1)
+        entry = {
+            "metrics": result.metrics,
+            "seconds": round(result.seconds, 1),
             "relative_gap": {
-                name: round((value - result["metrics"][name]) / value, 4) if value else 0.0
-                for name, value in exhaustive["metrics"].items()
+                name: round((value - result.metrics[name]) / value, 4) if value else 0.0
+                for name, value in exhaustive.metrics.items()
             },
-            "same_top10_share": round(float(np.mean(same)), 4),
+            "same_top10_share": round(float(same.mean()), 4),
         }
-        gaps = accuracy(record["beam"][str(beam)]["relative_gap"])
-        print(f"beam {beam}: relative gap {gaps}, same top-10 set for ", end="")
-        print(f"{record['beam'][str(beam)]['same_top10_share']:.1%} of users")
+        record["beam"][str(beam)] = entry
+        print(
+            f"beam {beam}: relative gap {accuracy(entry['relative_gap'])}, "
+            f"same top-10 set for {entry['same_top10_share']:.1%} of users"
+        )
     path = RESULTS / f"beam-gap-{Path(args.run_dir).name}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    write_text_atomic(path, json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
 
 
