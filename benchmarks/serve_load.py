@@ -9,8 +9,9 @@ earlier ones have answered (so a slow server shows up as latency, not as a lower
 Latency is measured from the due time to the response, per request. Each rate sends exactly
 rate x duration requests and stops by itself (requests unanswered `--timeout` seconds after
 the last one was due count as errors). Prints p50/p95/p99 latency and the error count per
-rate, and writes results/serve-load-<name>.json (command, device, git commit, model). The
-client (Python asyncio streams, keep-alive connections) runs on the same machine as the server.
+rate, and writes results/serve-load-<name>.json (command, device, git commit, model, the
+server's event loop and HTTP parser). The client (Python asyncio streams on uvloop where
+installed, keep-alive connections) runs on the same machine as the server.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 from record_result import git_commit
 from semrec.atomic import write_text_atomic
 from semrec.experiment import cpu_model
+from semrec.serving.app import http_stack
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -210,6 +212,16 @@ async def run_rate(
     }
 
 
+def client_loop():
+    """uvloop's event loop where installed: the client shares the cores with the server it
+    measures, so the cheaper its loop the less it takes from it."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def request_bodies(args: argparse.Namespace, manifest: dict[str, Any]) -> list[dict]:
     rng = random.Random(args.seed)
     if args.query == "user":
@@ -251,7 +263,7 @@ def main() -> None:
         startup_s = time.monotonic() - started
         print(
             f"server up in {startup_s:.1f} s: {health['model']}, {health['n_items']:,} items, "
-            f"{health['retrieval']['kind']} retrieval"
+            f"{health['retrieval']['kind']} retrieval, uvicorn with {http_stack()}"
         )
         with httpx.Client(base_url=url, timeout=args.timeout) as client:
             for body in bodies[: args.warmup]:
@@ -260,7 +272,8 @@ def main() -> None:
         for rate in args.rates:
             requests = encode_requests(bodies, port)
             before = httpx.get(f"{url}/health", timeout=5).json().get("batching")
-            result = asyncio.run(run_rate(port, requests, rate, args.duration, args.timeout))
+            with asyncio.Runner(loop_factory=client_loop()) as runner:
+                result = runner.run(run_rate(port, requests, rate, args.duration, args.timeout))
             after = httpx.get(f"{url}/health", timeout=5).json().get("batching")
             if before and after and after["batches"] > before["batches"]:
                 result["mean_batch_size"] = round(
@@ -292,6 +305,8 @@ def main() -> None:
         "n_items": health["n_items"],
         "n_users": health["n_users"],
         "retrieval": health["retrieval"],
+        # the server runs from this interpreter's environment, so it has the same uvicorn stack
+        "http_stack": http_stack(),
         "query": args.query,
         "k": args.k,
         "server_startup_s": round(startup_s, 1),

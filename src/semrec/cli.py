@@ -398,7 +398,7 @@ def serve(
     try:
         import uvicorn
 
-        from semrec.serving.app import create_app, load_served
+        from semrec.serving.app import create_app, http_stack, load_served
     except ImportError as error:
         raise SemrecError(f"serving needs {error.name}: pip install 'semrec[serve]'") from None
 
@@ -416,20 +416,27 @@ def serve(
     )
     describe = served.retrieval.describe()
     recall = describe.get("recall_vs_exact", {}).get("recall@10")
+    stack = http_stack()
     console.print(
         f"serving {served.model.name} ({served.model.n_items:,} items, "
         f"{served.model.n_users:,} users, {describe['kind']} retrieval"
         + ("" if recall is None else f", recall@10 vs exact {recall}")
-        + f") on http://{host}:{port} (docs: /docs)",
+        + f") on http://{host}:{port} (docs: /docs; uvicorn with {stack['loop']} and "
+        f"{stack['http']})",
         highlight=False,
     )
+    if stack != {"loop": "uvloop", "http": "httptools"}:
+        errors.print(
+            "[yellow]warning:[/] uvloop or httptools is missing (pip install 'semrec[serve]'): "
+            "the pure-Python event loop and HTTP parser cost more CPU per request"
+        )
     app_ = create_app(served, api_key=api_key, max_body_bytes=max_body_bytes)
     # the loaded model, catalogue and libraries are ~250k objects that live as long as the
     # server: frozen, the cyclic garbage collector stops re-scanning them in its full
     # collections, which otherwise pause every request in flight
     gc.collect()
     gc.freeze()
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    uvicorn.run(app_, host=host, port=port, log_level="warning", **stack)
 
 
 @app.command()

@@ -158,6 +158,29 @@ def test_beam_search_top10_equals_exhaustive_top10(loo_split: Split):
     torch.testing.assert_close(beam.scores, exact.scores)
 
 
+def test_exhaustive_scores_equal_teacher_forced_log_probabilities(loo_split: Split):
+    # incremental decoding (one token per trie node, cached earlier positions) against the
+    # training path, which decodes each item's whole code at once
+    train = loo_split.train
+    model = fit_tiger(train, sequential_codes(train.n_items, 8, 3), epochs=1, n_layers=2)
+    model.module.eval()
+    query = Query.users(np.arange(5))
+    scores = model.score(query)
+    memory, padding = model._encode(query)
+    codes = model.trie.codes  # [n_items, 3]
+    words = model._decoder_tokens(codes[:, :-1]).expand(5, -1, -1)  # bos + first two words
+    with torch.no_grad():
+        hidden = model.module.decode(memory, padding, words)  # [5, n_items, 3, d]
+        teacher_forced = sum(
+            model.module.level_logits(hidden[:, :, level], level)
+            .log_softmax(-1)
+            .gather(2, codes[:, level].expand(5, -1).unsqueeze(2))
+            .squeeze(2)
+            for level in range(3)
+        )
+    torch.testing.assert_close(scores, teacher_forced, atol=1e-5, rtol=1e-5)
+
+
 # --- learning -----------------------------------------------------------------------------
 def test_memorises_real_sequences_to_full_hit_rate(small_dataset: Dataset):
     # 10 real users (distinct first wines), each their first six wines in time order; every

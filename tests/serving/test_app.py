@@ -383,6 +383,23 @@ def test_a_corrupt_or_incomplete_model_refuses_to_start_naming_the_file(lightgcn
         load_served(tmp_path / "empty")
 
 
+def test_serve_runs_uvicorn_on_the_compiled_loop_and_parser(lightgcn_dir, monkeypatch):
+    import uvicorn
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    result = invoke("serve", lightgcn_dir, "--port", 8123)
+    assert result.exit_code == 0, result.output
+    assert calls[0]["loop"] == "uvloop" and calls[0]["http"] == "httptools"
+    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8123
+    assert "uvloop and httptools" in result.output and "warning" not in result.output
+
+    monkeypatch.setattr("semrec.serving.app.find_spec", lambda name: None)  # neither installed
+    result = invoke("serve", lightgcn_dir)
+    assert calls[1]["loop"] == "asyncio" and calls[1]["http"] == "h11"
+    assert "uvloop or httptools is missing" in result.output
+
+
 def test_a_bare_model_dir_serves_without_titles(ease_run):
     served = load_served(ease_run / "model")
     client = TestClient(create_app(served))

@@ -22,6 +22,7 @@ import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -170,6 +171,15 @@ def load_served(
     if has_vectors(model):
         model.user_item_vectors(Query.users([0]))  # propagate once, before the first request
     return ServedModel(model, chosen, path, catalog, encode, unavailable)
+
+
+def http_stack() -> dict[str, str]:
+    """uvicorn's event loop and HTTP parser: the compiled ones (uvloop, httptools) where
+    installed, as uvicorn itself prefers, else asyncio's loop and the pure-Python h11."""
+    return {
+        "loop": "uvloop" if find_spec("uvloop") else "asyncio",
+        "http": "httptools" if find_spec("httptools") else "h11",
+    }
 
 
 # --- request and response bodies --------------------------------------------------------

@@ -4,11 +4,12 @@ constrained by it (every output is a real item), and exhaustive scoring of every
 A decoder is seen through one function, ``step_fn(prefixes, level, parents)``: given a batch
 of code prefixes ``[n_queries, n_beams, level]`` (level-local tokens), it returns the
 log-probability of each token of ``level`` after each prefix, ``[n_queries, n_beams,
-level_sizes[level]]``. Beam search also passes ``parents`` [n_queries, n_beams]: the index of
-each beam's parent among the previous call's beams, so a decoder may keep a cache of the
-previous positions and run only the new token (exhaustive scoring passes None: no cache).
-The same function serves beam search and exhaustive scoring, so the two score a code
-identically: the sum over levels of the log-probability of its token after its prefix.
+level_sizes[level]]``. From level 1 on it also gets ``parents`` [n_queries, n_beams]: the index
+of each beam's parent among the previous call's beams (None at level 0), so a decoder keeps a
+cache of the previous positions and runs only the new token. The same function serves beam
+search and exhaustive scoring (whose beams at level l are all the trie's depth-l prefixes),
+so the two score a code identically: the sum over levels of the log-probability of its
+token after its prefix.
 
 The trie numbers the distinct prefixes of each length (``node`` ids): depth 0 has the empty
 prefix (node 0), depth ``l`` the distinct first-``l``-token prefixes. ``children[l]`` is a
@@ -178,12 +179,18 @@ def constrained_beam_search(
 def exhaustive_scores(step_fn: StepFn, n_queries: int, trie: CodeTrie) -> torch.Tensor:
     """[n_queries, n_items]: the log-probability of every item's full code (teacher-forced),
     the sum over levels of log p(token_l | prefix_<l). Calls ``step_fn`` once per level with
-    every distinct prefix of that length as a beam, so its cost is that of decoding the
-    whole trie: fine for small catalogues, and the reference beam search is tested against.
+    every distinct prefix of that length as a beam (each the child of a beam of the previous
+    call), so its cost is that of decoding the whole trie one token per node: fine for small
+    catalogues, and the reference beam search is tested against.
     """
     total = torch.zeros(n_queries, trie.n_items, device=trie.device)
+    parents = None
     for level in range(trie.n_levels):
         prefixes = trie.node_prefixes[level].unsqueeze(0).expand(n_queries, -1, -1)
-        log_probs = step_fn(prefixes, level, None)  # [B, n_nodes, V]
+        if level:  # each depth-l node's parent: the depth-(l-1) node of any item under it
+            parent = torch.zeros(len(prefixes[0]), dtype=torch.long, device=trie.device)
+            parent[trie.node_of_item[level]] = trie.node_of_item[level - 1]
+            parents = parent.unsqueeze(0).expand(n_queries, -1)
+        log_probs = step_fn(prefixes, level, parents)  # [B, n_nodes, V]
         total += log_probs[:, trie.node_of_item[level], trie.codes[:, level]].to(total.dtype)
     return total

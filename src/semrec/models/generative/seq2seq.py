@@ -45,8 +45,9 @@ feed-forward 1024, dropout 0.1, ReLU, pre-layer-norm with a final norm, as T5). 
 - the decoder layers are written out (from ``nn.MultiheadAttention``) rather than taken from
   ``nn.TransformerDecoder``: self-attention runs within each beam, cross-attention from all
   beams of a query at once, so beams share the encoder memory instead of copying it W times,
-  and beam search decodes incrementally (each layer's inputs of earlier positions are kept
-  and reordered with the beams; about half the time of re-decoding every prefix).
+  and decoding is incremental (each layer's inputs of earlier positions are kept and
+  reordered with the beams; about half the time of re-decoding every prefix), in beam search
+  and in exhaustive scoring alike.
 
 Where the codes come from: ``config.codes`` names a codes file written by
 :func:`semrec.models.generative.tokenizers.save_codes`, read at ``fit`` by ``load_codes``
@@ -89,8 +90,6 @@ from semrec.training.loop import LoopSettings, run_epochs
 
 PAD, BOS, EOS = 0, 1, 2
 N_SPECIAL_TOKENS = 3
-#: decoder tokens (queries x beams x positions) per forward pass while decoding
-DECODE_TOKENS = 2**16
 #: log-probabilities held at once per level while scoring every item (queries x prefixes x V)
 SCORE_CELLS = 2**24
 
@@ -457,35 +456,23 @@ class Tiger(Recommender):
         return torch.from_numpy(windows).to(self.device), user_tensor
 
     def _step_fn(self, memory: torch.Tensor, memory_padding: torch.Tensor) -> StepFn:
-        """The decoder as :mod:`decoding` sees it, for queries whose memory is given.
-
-        With ``parents`` (beam search) it decodes incrementally: each layer's inputs of the
-        earlier positions are kept from the previous call and reordered to the new beams, so
-        a step costs one position per beam instead of the whole prefix. Without (exhaustive
-        scoring over every prefix) it decodes each prefix whole, in groups of beams.
+        """The decoder as :mod:`decoding` sees it, for queries whose memory is given. It
+        decodes incrementally: each layer's inputs of the earlier positions are kept from the
+        previous call and reordered to the new beams by ``parents``, so a step costs one
+        position per beam instead of the whole prefix.
         """
         cache: dict[str, list[torch.Tensor]] = {}
 
         def step(prefixes: torch.Tensor, level: int, parents: torch.Tensor | None) -> torch.Tensor:
             batch, beams, _ = prefixes.shape
-            if level == 0 or parents is not None:
-                if level == 0:
-                    words, earlier = prefixes.new_full((batch, beams), BOS), None
-                else:
-                    words = prefixes[:, :, -1] + self.code_offsets[level - 1]
-                    rows = torch.arange(batch, device=parents.device).unsqueeze(1)
-                    earlier = [layer_seen[rows, parents] for layer_seen in cache["seen"]]
-                hidden, cache["seen"] = self.module.decode_next(
-                    memory, memory_padding, words, earlier
-                )
-                return self.module.level_logits(hidden, level).log_softmax(-1)
-            group = max(1, DECODE_TOKENS // (batch * (level + 1)))
-            log_probs = []
-            for start in range(0, beams, group):
-                words = self._decoder_tokens(prefixes[:, start : start + group])
-                hidden = self.module.decode(memory, memory_padding, words)[:, :, -1]
-                log_probs.append(self.module.level_logits(hidden, level).log_softmax(-1))
-            return torch.cat(log_probs, dim=1)
+            if level == 0:
+                words, earlier = prefixes.new_full((batch, beams), BOS), None
+            else:
+                words = prefixes[:, :, -1] + self.code_offsets[level - 1]
+                rows = torch.arange(batch, device=parents.device).unsqueeze(1)
+                earlier = [layer_seen[rows, parents] for layer_seen in cache["seen"]]
+            hidden, cache["seen"] = self.module.decode_next(memory, memory_padding, words, earlier)
+            return self.module.level_logits(hidden, level).log_softmax(-1)
 
         return step
 
