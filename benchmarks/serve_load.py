@@ -1,7 +1,8 @@
 """Bounded load test of `semrec serve` on loopback: POST /recommend at fixed request rates.
 
 .venv/bin/python benchmarks/serve_load.py runs/gowalla-lightgcn [--rates 100 500] \
-    [--duration 20] [--query user|history] [--retrieval auto] [--name gowalla-lightgcn]
+    [--duration 20] [--query user|history] [--retrieval auto] [--server-threads 1] \
+    [--name gowalla-lightgcn]
 
 Starts the server itself (a subprocess on a free port), waits for /health, warms up, then
 for each rate sends requests open-loop: request i is due at start + i / rate, whether or not
@@ -9,9 +10,11 @@ earlier ones have answered (so a slow server shows up as latency, not as a lower
 Latency is measured from the due time to the response, per request. Each rate sends exactly
 rate x duration requests and stops by itself (requests unanswered `--timeout` seconds after
 the last one was due count as errors). Prints p50/p95/p99 latency and the error count per
-rate, and writes results/serve-load-<name>.json (command, device, git commit, model, the
-server's event loop and HTTP parser). The client (Python asyncio streams on uvloop where
-installed, keep-alive connections) runs on the same machine as the server.
+rate, the CPU time server and client spent per request, and writes
+results/serve-load-<name>.json (command, device, git commit, model, the server's event loop
+and HTTP parser). The client (Python asyncio streams on asyncio's own
+loop, whose clock is finer than uvloop's 1 ms; keep-alive connections) runs on the same
+machine as the server.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shlex
 import socket
 import subprocess
@@ -55,7 +59,7 @@ def model_manifest(path: Path) -> dict[str, Any]:
 def start_server(args: argparse.Namespace, port: int) -> subprocess.Popen:
     semrec = Path(sys.executable).with_name("semrec")
     command = [str(semrec), "serve", str(args.model), "--port", str(port)]
-    command += ["--retrieval", args.retrieval]
+    command += ["--retrieval", args.retrieval, "--threads", str(args.server_threads)]
     if args.data_dir:
         command += ["--data-dir", str(args.data_dir)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -74,6 +78,16 @@ def wait_until_healthy(server: subprocess.Popen, url: str, limit_s: float) -> di
             pass
         time.sleep(0.25)
     raise SystemExit(f"server not healthy after {limit_s} s")
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of a process (all its threads) so far: this one, or ``pid``
+    (Linux /proc; the load on the shared cores, measured rather than inferred)."""
+    if pid is None:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: np.ndarray, q: float) -> float | None:
@@ -212,16 +226,6 @@ async def run_rate(
     }
 
 
-def client_loop():
-    """uvloop's event loop where installed: the client shares the cores with the server it
-    measures, so the cheaper its loop the less it takes from it."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
-
-
 def request_bodies(args: argparse.Namespace, manifest: dict[str, Any]) -> list[dict]:
     rng = random.Random(args.seed)
     if args.query == "user":
@@ -245,6 +249,7 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--retrieval", choices=["auto", "exact", "faiss"], default="auto")
     parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--server-threads", type=int, default=1, help="semrec serve --threads")
     parser.add_argument("--warmup", type=int, default=200, help="sequential requests first")
     parser.add_argument("--startup-limit", type=float, default=600.0, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
@@ -272,8 +277,18 @@ def main() -> None:
         for rate in args.rates:
             requests = encode_requests(bodies, port)
             before = httpx.get(f"{url}/health", timeout=5).json().get("batching")
-            with asyncio.Runner(loop_factory=client_loop()) as runner:
-                result = runner.run(run_rate(port, requests, rate, args.duration, args.timeout))
+            cpu_before = cpu_seconds(server.pid), cpu_seconds()
+            result = asyncio.run(run_rate(port, requests, rate, args.duration, args.timeout))
+            server_cpu, client_cpu = (
+                after - before
+                for after, before in zip(
+                    (cpu_seconds(server.pid), cpu_seconds()), cpu_before, strict=True
+                )
+            )
+            result["cpu_ms_per_request"] = {
+                "server": round(server_cpu * 1000 / result["requests"], 3),
+                "client": round(client_cpu * 1000 / result["requests"], 3),
+            }
             after = httpx.get(f"{url}/health", timeout=5).json().get("batching")
             if before and after and after["batches"] > before["batches"]:
                 result["mean_batch_size"] = round(
@@ -286,7 +301,8 @@ def main() -> None:
                 f"{rate:>6.0f} req/s x {args.duration:g} s: p50 {latency['p50']} ms, "
                 f"p95 {latency['p95']} ms, p99 {latency['p99']} ms, "
                 f"errors {result['errors']}/{result['requests']} {result['error_kinds'] or ''}"
-                f" mean batch {result.get('mean_batch_size')}"
+                f" mean batch {result.get('mean_batch_size')}, CPU ms per request "
+                f"{result['cpu_ms_per_request']}"
             )
             results.append(result)
     finally:
@@ -307,6 +323,7 @@ def main() -> None:
         "retrieval": health["retrieval"],
         # the server runs from this interpreter's environment, so it has the same uvicorn stack
         "http_stack": http_stack(),
+        "server_threads": args.server_threads,
         "query": args.query,
         "k": args.k,
         "server_startup_s": round(startup_s, 1),

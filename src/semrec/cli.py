@@ -71,7 +71,22 @@ def rich_progress() -> Iterator[None]:
         transient=True,
     )
     with bars, reporting_to(RichReporter(bars)):
-        yield
+        _shown_bars.append(bars)
+        try:
+            yield
+        finally:
+            _shown_bars.remove(bars)
+
+
+#: the progress displays now on screen (a command runs inside one)
+_shown_bars: list[Progress] = []
+
+
+def stop_progress_display() -> None:
+    """End the progress display of a command that will run on without bars (a server):
+    its refresh thread would otherwise wake ten times a second for as long as it runs."""
+    for bars in _shown_bars:
+        bars.stop()
 
 
 def friendly_errors(command: Callable) -> Callable:
@@ -392,10 +407,19 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(min=1, help="Larger request bodies get 413.")] = (
         1 << 20
     ),
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Threads for scoring (torch and FAISS). 1 leaves the other cores to the "
+            "HTTP event loop: lowest latency for the small batches of online requests.",
+        ),
+    ] = 1,
     data_dir: DataDir = None,
 ) -> None:
     """Serve a saved model over HTTP (FastAPI): /recommend, /similar, /items, /health, /docs."""
     try:
+        import torch
         import uvicorn
 
         from semrec.serving.app import create_app, http_stack, load_served
@@ -414,6 +438,13 @@ def serve(
     served = load_served(
         run_dir, _location(data_dir), retrieval=retrieval, faiss_min_items=faiss_min_items
     )
+    # after loading (which may build an index on every core): one request scores a few rows,
+    # where more threads spin and take cores from the event loop more than they help
+    torch.set_num_threads(threads)
+    if served.retrieval.kind == "faiss":
+        import faiss
+
+        faiss.omp_set_num_threads(threads)
     describe = served.retrieval.describe()
     recall = describe.get("recall_vs_exact", {}).get("recall@10")
     stack = http_stack()
@@ -436,6 +467,7 @@ def serve(
     # collections, which otherwise pause every request in flight
     gc.collect()
     gc.freeze()
+    stop_progress_display()
     uvicorn.run(app_, host=host, port=port, log_level="warning", **stack)
 
 

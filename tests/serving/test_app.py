@@ -4,6 +4,7 @@ round trip train -> save -> serve -> recommend, FAISS retrieval, batch top-k."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -387,16 +388,29 @@ def test_serve_runs_uvicorn_on_the_compiled_loop_and_parser(lightgcn_dir, monkey
     import uvicorn
 
     calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
-    result = invoke("serve", lightgcn_dir, "--port", 8123)
+
+    def run(app, **options):
+        # no progress display left refreshing while the server runs
+        refreshing = [t for t in threading.enumerate() if type(t).__name__ == "_RefreshThread"]
+        for thread in refreshing:
+            thread.join(timeout=2)  # a stopped display's thread ends within 1/10 s
+        assert not any(thread.is_alive() for thread in refreshing)
+        calls.append(options)
+
+    monkeypatch.setattr(uvicorn, "run", run)
+    threads = torch.get_num_threads()  # serve sets them: leave this process's as they are
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append({"threads": n}))
+    result = invoke("serve", lightgcn_dir, "--port", 8123, "--threads", threads + 1)
     assert result.exit_code == 0, result.output
-    assert calls[0]["loop"] == "uvloop" and calls[0]["http"] == "httptools"
-    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8123
+    assert calls[0] == {"threads": threads + 1}
+    assert calls[1]["loop"] == "uvloop" and calls[1]["http"] == "httptools"
+    assert calls[1]["host"] == "127.0.0.1" and calls[1]["port"] == 8123
     assert "uvloop and httptools" in result.output and "warning" not in result.output
 
     monkeypatch.setattr("semrec.serving.app.find_spec", lambda name: None)  # neither installed
     result = invoke("serve", lightgcn_dir)
-    assert calls[1]["loop"] == "asyncio" and calls[1]["http"] == "h11"
+    assert calls[2] == {"threads": 1}  # the default
+    assert calls[3]["loop"] == "asyncio" and calls[3]["http"] == "h11"
     assert "uvloop or httptools is missing" in result.output
 
 

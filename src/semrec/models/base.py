@@ -165,9 +165,14 @@ def csr_from_tensors(
 
 def exclude_cells_(scores: torch.Tensor, matrix: sp.spmatrix) -> torch.Tensor:
     """Set ``scores`` to -inf, in place, at the nonzero cells of ``matrix`` (same shape)."""
-    coo = matrix.tocoo()
+    if sp.isspmatrix_csr(matrix):  # rows from indptr: no COO copy (a third of a served request)
+        rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+        cols = matrix.indices
+    else:
+        coo = matrix.tocoo()
+        rows, cols = coo.row, coo.col
     device = scores.device
-    scores[torch.from_numpy(coo.row).to(device), torch.from_numpy(coo.col).to(device)] = -torch.inf
+    scores[torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)] = -torch.inf
     return scores
 
 
