@@ -12,9 +12,9 @@ rate x duration requests and stops by itself (requests unanswered `--timeout` se
 the last one was due count as errors). Prints p50/p95/p99 latency and the error count per
 rate, the CPU time server and client spent per request, and writes
 results/serve-load-<name>.json (command, device, git commit, model, the server's event loop
-and HTTP parser). The client (Python asyncio streams on asyncio's own
-loop, whose clock is finer than uvloop's 1 ms; keep-alive connections) runs on the same
-machine as the server.
+and HTTP parser). The client (Python asyncio streams over keep-alive connections, on
+asyncio's own loop, whose clock is finer than uvloop's 1 ms, with its garbage collector off
+while it keeps time) runs on the same machine as the server.
 """
 
 from __future__ import annotations
@@ -278,7 +278,7 @@ def main() -> None:
         for rate in args.rates:
             requests = encode_requests(bodies, port)
             before = httpx.get(f"{url}/health", timeout=5).json().get("batching")
-            cpu_before = cpu_seconds(server.pid), cpu_seconds()
+            server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
             # no collector pauses in the client while it keeps time: a full collection over
             # the thousands of request tasks stalled it ~140 ms at the same second of every run
             gc.collect()
@@ -287,15 +287,11 @@ def main() -> None:
                 result = asyncio.run(run_rate(port, requests, rate, args.duration, args.timeout))
             finally:
                 gc.enable()
-            server_cpu, client_cpu = (
-                after - before
-                for after, before in zip(
-                    (cpu_seconds(server.pid), cpu_seconds()), cpu_before, strict=True
-                )
-            )
             result["cpu_ms_per_request"] = {
-                "server": round(server_cpu * 1000 / result["requests"], 3),
-                "client": round(client_cpu * 1000 / result["requests"], 3),
+                "server": round(
+                    (cpu_seconds(server.pid) - server_cpu) * 1000 / result["requests"], 3
+                ),
+                "client": round((cpu_seconds() - client_cpu) * 1000 / result["requests"], 3),
             }
             after = httpx.get(f"{url}/health", timeout=5).json().get("batching")
             if before and after and after["batches"] > before["batches"]:
