@@ -411,8 +411,8 @@ def serve(
         int,
         typer.Option(
             min=1,
-            help="Threads for scoring (torch and FAISS). 1 leaves the other cores to the "
-            "HTTP event loop: lowest latency for the small batches of online requests.",
+            help="Threads torch and FAISS use to score one batch of requests. 1 gives the "
+            "lowest latency for the small batches of online requests.",
         ),
     ] = 1,
     data_dir: DataDir = None,

@@ -127,6 +127,9 @@ def test_openapi_docs_are_served(client):
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/health", "/items/{item_id}", "/recommend", "/similar"} <= set(schema["paths"])
+    for path, fields in (("/recommend", {"user_id", "history", "text"}), ("/similar", {"item_id"})):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert fields | {"k", "exclude"} <= set(body["schema"]["properties"])
 
 
 # --- /items -----------------------------------------------------------------------------

@@ -16,29 +16,26 @@ from semrec.serving.batching import MicroBatcher, RetrievalBatcher, TopKRequest
 from semrec.serving.index import ExactRetrieval
 
 
-def test_requests_arriving_during_a_batch_are_answered_together_in_order():
-    first_batch_started, release = threading.Event(), threading.Event()
+def test_requests_ready_together_share_a_batch_and_later_ones_form_the_next():
     batches: list[list[int]] = []
+    later: list[asyncio.Future] = []
 
     def answer(batch: list[int]) -> list[int]:
         batches.append(batch)
-        if len(batches) == 1:
-            first_batch_started.set()
-            release.wait(5)
+        assert threading.current_thread() is threading.main_thread()  # on the event loop
+        if batch == [1, 2]:  # requests arriving while this batch runs queue behind it
+            later.extend(asyncio.ensure_future(batcher.submit(x)) for x in (3, 4, 5))
         return [x * 10 for x in batch]
 
     batcher = MicroBatcher(answer)
 
     async def scenario() -> list[int]:
-        first = asyncio.create_task(batcher.submit(1))
-        await asyncio.to_thread(first_batch_started.wait, 5)
-        rest = [asyncio.create_task(batcher.submit(x)) for x in (2, 3, 4)]
-        await asyncio.sleep(0)  # let them queue behind the running batch
-        release.set()
-        return [await first] + [await task for task in rest]
+        first = await asyncio.gather(batcher.submit(1), batcher.submit(2))
+        return first + [await task for task in later]
 
-    assert asyncio.run(scenario()) == [10, 20, 30, 40]
-    assert batches == [[1], [2, 3, 4]]
+    assert asyncio.run(scenario()) == [10, 20, 30, 40, 50]
+    assert batches == [[1, 2], [3, 4, 5]]
+    assert (batcher.batches, batcher.requests) == (2, 5)
 
 
 def test_a_failing_batch_fails_its_requests_and_the_next_batch_still_runs():

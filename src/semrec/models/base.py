@@ -120,22 +120,25 @@ def top_k(scores: torch.Tensor, k: int) -> TopK:
     """Top-k per row, best first; equal scores are ordered by lower item index.
 
     ``torch.topk`` leaves the order of ties unspecified, which would make metrics depend on
-    the device. Rows whose k-th score is tied with an item outside the top k are re-ranked
-    with a stable full sort; inside the top k, ties are ordered by item index.
+    the device. When no two of the best k + 1 scores of any row are equal (the usual case
+    for real-valued scores), its sorted answer is already the answer. Otherwise rows whose
+    k-th score is tied with an item outside the top k are re-ranked with a stable full sort,
+    and ties inside the top k are ordered by item index.
     """
     k = min(k, scores.shape[1])
+    # the (k+1)-th best tells whether a tie crosses the boundary
+    values, indices = torch.topk(scores, min(k + 1, scores.shape[1]), dim=1)
+    if not (values[:, 1:] == values[:, :-1]).any():
+        return TopK(item_index=indices[:, :k], scores=values[:, :k])
     if k < scores.shape[1]:
-        # a tie crosses the boundary iff the (k+1)-th best equals the k-th best
-        values, indices = torch.topk(scores, k + 1, dim=1)
         crosses_boundary = values[:, k] == values[:, k - 1]
         values, indices = values[:, :k], indices[:, :k]
-    else:
-        values, indices = torch.topk(scores, k, dim=1)
-        crosses_boundary = torch.zeros(len(scores), dtype=torch.bool, device=scores.device)
-    if crosses_boundary.any():
-        rows = crosses_boundary.nonzero().squeeze(1)
-        full_values, full_indices = torch.sort(scores[rows], dim=1, descending=True, stable=True)
-        values[rows], indices[rows] = full_values[:, :k], full_indices[:, :k]
+        if crosses_boundary.any():
+            rows = crosses_boundary.nonzero().squeeze(1)
+            full_values, full_indices = torch.sort(
+                scores[rows], dim=1, descending=True, stable=True
+            )
+            values[rows], indices[rows] = full_values[:, :k], full_indices[:, :k]
     by_index = torch.argsort(indices, dim=1)
     indices, values = indices.gather(1, by_index), values.gather(1, by_index)
     by_score = torch.sort(values, dim=1, descending=True, stable=True).indices

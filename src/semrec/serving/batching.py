@@ -1,12 +1,15 @@
 """Micro-batching of retrieval requests: concurrent queries share one matrix product.
 
 Scoring one user reads the whole item matrix (41k x 64 floats for Gowalla) to produce one
-row of scores; scoring 32 users reads it once for all of them. Under load, serving each
-request on its own thread also oversubscribes the cores (every thread runs torch's own
-thread pool) until latency collapses. :class:`MicroBatcher` queues the requests instead and
-one worker thread answers them a batch at a time: a batch is whatever arrived while the
-previous one was being computed (up to ``max_batch``), so an idle server answers a lone
-request at once, with no waiting window, and a busy one batches more.
+row of scores; scoring 32 users reads it once for all of them. :class:`MicroBatcher` queues
+the requests and answers them a batch at a time, on the event loop itself: a batch is every
+request that reached the queue before the batch started (up to ``max_batch``), so an idle
+server answers a lone request at once, with no waiting window, and a busy one batches more.
+
+Batches run on the event loop, not on a worker thread: handing each batch to a thread and
+the answers back (two wake-ups, and the GIL passed back and forth) cost as much CPU as
+scoring one Gowalla user, and the GIL lets little else run meanwhile. Requests that arrive
+while a batch runs wait in their sockets and form the next batch.
 
 :class:`RetrievalBatcher` is that for ``Retrieval.top_k``: one request is a known user or an
 item history, its k and the items to leave out; users and histories go to separate batches.
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -37,23 +39,21 @@ MAX_BATCH = 256
 class MicroBatcher(Generic[Request, Answer]):
     """``await submit(request)`` -> ``answer_batch([... request ...])[its position]``.
 
-    ``answer_batch`` runs on one worker thread, one batch at a time, and must return one
-    answer per request in order. If it raises, every request of that batch gets the error.
-    The batch loop is a task started by the first request that finds the queue idle and
-    ending when the queue is empty, so nothing runs between bursts.
+    ``answer_batch`` runs on the event loop, one batch at a time, and must return one answer
+    per request in order. If it raises, every request of that batch gets the error. The
+    batch loop is a task started by the first request that finds the queue idle; it lets
+    the requests made ready with it reach the queue first, and ends when the queue is empty.
     """
 
     def __init__(
         self,
         answer_batch: Callable[[list[Request]], Sequence[Answer]],
         max_batch: int = MAX_BATCH,
-        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         self.answer_batch = answer_batch
         self.max_batch = max_batch
-        self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="semrec-batch")
         self._queue: list[tuple[Request, asyncio.Future]] = []
         self._draining = False
         #: batches answered and requests in them, since the start (for /health)
@@ -70,16 +70,16 @@ class MicroBatcher(Generic[Request, Answer]):
         return await future
 
     async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
+            # the request handlers already scheduled run first and join this batch
+            await asyncio.sleep(0)
             while self._queue:
                 batch = self._queue[: self.max_batch]
                 del self._queue[: self.max_batch]
-                requests = [request for request, _ in batch]
                 self.batches += 1
-                self.requests += len(requests)
+                self.requests += len(batch)
                 try:
-                    answers = await loop.run_in_executor(self.executor, self.answer_batch, requests)
+                    answers = self.answer_batch([request for request, _ in batch])
                 except Exception as error:  # handed to every request of the batch
                     for _, future in batch:
                         if not future.done():
@@ -119,9 +119,8 @@ class RetrievalBatcher:
         model = retrieval.model
         self.seen: sp.csr_matrix = model.seen
         self.n_items = model.n_items
-        executor = ThreadPoolExecutor(1, thread_name_prefix="semrec-batch")
-        self._users = MicroBatcher(self._answer, max_batch, executor)
-        self._histories = MicroBatcher(self._answer, max_batch, executor)
+        self._users = MicroBatcher(self._answer, max_batch)
+        self._histories = MicroBatcher(self._answer, max_batch)
 
     def stats(self) -> dict[str, int]:
         """Batches answered so far and the requests in them (users and histories)."""
