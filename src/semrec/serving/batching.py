@@ -7,7 +7,7 @@ request that reached the queue before the batch started (up to ``max_batch``), s
 server answers a lone request at once, with no waiting window, and a busy one batches more.
 
 Batches run on the event loop, not on a worker thread: handing each batch to a thread and
-the answers back (two wake-ups, and the GIL passed back and forth) cost as much CPU as
+the answers back (two wake-ups, and the GIL passed back and forth) cost half as much CPU as
 scoring one Gowalla user, and the GIL lets little else run meanwhile. Requests that arrive
 while a batch runs wait in their sockets and form the next batch.
 
