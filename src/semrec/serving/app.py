@@ -357,7 +357,8 @@ def create_app(
         titles = served.titles(items)
         ids = served.item_id_strings(items)
         # plain dicts to JSON in one pydantic-core call: validating through ItemList (the
-        # schema at /docs) took longer than scoring the items, and json.dumps a tenth of it
+        # schema at /docs) took longer than scoring the items, and for 10 items json.dumps
+        # (Starlette's JSONResponse) takes 24 us against 7 us
         return Response(
             to_json(
                 {
