@@ -420,12 +420,13 @@ def create_app(
             seen = served.seen_items(int(users[0]))
         return item_list(top_k_excluding(scores, k, exclusion(seen, extra)), "exact")
 
-    @api.post(
-        "/recommend",
-        tags=["recommend"],
-        response_model=ItemList,
-        openapi_extra=documented_body(RecommendRequest),
-    )
+    def ranking_endpoint(path: str, body: type[BaseModel]) -> Callable:
+        """POST ``path``, answering an ItemList; the handler reads its body with read_json."""
+        return api.post(
+            path, tags=["recommend"], response_model=ItemList, openapi_extra=documented_body(body)
+        )
+
+    @ranking_endpoint("/recommend", RecommendRequest)
     async def recommend(http_request: Request) -> Response:
         """Top-k items for a known user, a history of item ids, or a text intention.
         Seen items (the user's training items, or the history) and ``exclude`` are left out.
@@ -450,12 +451,7 @@ def create_app(
         ranked = await batcher.top_k(TopKRequest(k, extra, user=user))
         return ranked_list(ranked, served.retrieval.kind)
 
-    @api.post(
-        "/similar",
-        tags=["recommend"],
-        response_model=ItemList,
-        openapi_extra=documented_body(SimilarRequest),
-    )
+    @ranking_endpoint("/similar", SimilarRequest)
     async def similar(http_request: Request) -> Response:
         """Items like one item (cosine of the model's item vectors; for history-reading
         models, the scores of a history made of that item alone), or like a text."""
