@@ -259,20 +259,23 @@ BEARER = HTTPBearer(auto_error=False, description="the server's --api-key")
 Body = TypeVar("Body", bound=BaseModel)
 
 
+def _body_too_large(max_bytes: int) -> HTTPException:
+    return HTTPException(413, detail=f"request body larger than {max_bytes} bytes")
+
+
 async def read_json(request: Request, schema: type[Body], max_bytes: int) -> Body:
     """The request body validated as ``schema``: 413 past ``max_bytes`` (declared or
     streamed), 422 in FastAPI's format (``loc`` starting with "body") when it is not valid
     JSON or does not fit the schema. One pydantic-core call parses and validates: FastAPI's
     own body handling (json.loads, then validation) cost about a tenth of a served request."""
-    too_large = HTTPException(413, detail=f"request body larger than {max_bytes} bytes")
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > max_bytes):
-        raise too_large
+        raise _body_too_large(max_bytes)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_bytes:
-            raise too_large
+            raise _body_too_large(max_bytes)
     try:
         return schema.model_validate_json(body)
     except ValidationError as error:
