@@ -11,7 +11,12 @@ import torch
 
 from semrec.training.loop import Objective
 from semrec.training.losses import sampled_softmax_loss
-from semrec.training.samplers import bpr_batches, known_items, sample_negatives
+from semrec.training.samplers import (
+    bpr_batches,
+    known_items,
+    sample_negatives,
+    user_uniform_pairs,
+)
 
 
 def test_negatives_are_never_the_users_items_nor_items_without_training(small_split):
@@ -41,6 +46,40 @@ def test_batches_cover_every_positive_once_with_per_pair_and_shared_negatives(sm
             first_users, _, negatives = batches[0]
             rows = np.repeat(first_users, per_pair)
             assert seen[rows, negatives.reshape(-1)].sum() == 0
+
+
+def test_user_uniform_draws_weigh_every_user_alike_and_are_positives(small_split):
+    seen = small_split.train.user_items
+    degrees = np.diff(seen.indptr)
+    rng = np.random.default_rng(3)
+    draws = [user_uniform_pairs(seen, rng) for _ in range(40)]
+    users = np.concatenate([d[0] for d in draws])
+    items = np.concatenate([d[1] for d in draws])
+    assert len(draws[0][0]) == seen.nnz
+    assert seen[users, items].sum() == len(users)  # every draw is a training pair
+    counts = np.bincount(users, minlength=seen.shape[0])
+    assert counts[degrees == 0].sum() == 0
+    expected = len(users) / np.count_nonzero(degrees)
+    z = (counts[degrees > 0] - expected) / math.sqrt(expected)
+    assert np.abs(z).max() < 5  # uniform over users, whatever their number of items
+    # pair sampling gives each user draws in proportion to their items; this does not
+    assert abs(np.corrcoef(counts[degrees > 0], degrees[degrees > 0])[0, 1]) < 0.1
+    heaviest = int(np.argmax(degrees))
+    its_items = np.bincount(items[users == heaviest], minlength=seen.shape[1])
+    row = seen.indices[seen.indptr[heaviest] : seen.indptr[heaviest + 1]]
+    per_item = counts[heaviest] / len(row)
+    assert np.abs(its_items[row] - per_item).max() < 5 * math.sqrt(per_item) + 1
+
+
+def test_user_uniform_batches_have_an_epoch_of_draws(small_split):
+    seen = small_split.train.user_items
+    batches = list(bpr_batches(seen, 100, np.random.default_rng(1), positives="users"))
+    users, items, negatives = (np.concatenate([b[k] for b in batches]) for k in range(3))
+    assert len(users) == seen.nnz
+    assert seen[users, items].sum() == seen.nnz
+    assert seen[users, negatives].sum() == 0
+    with pytest.raises(ValueError, match="positives"):
+        Objective(positives="items")
 
 
 def test_sampled_softmax_loss_by_hand():

@@ -5,7 +5,11 @@ All three propagate embeddings over the normalized adjacency of the training gra
     Â = D^-1/2 A D^-1/2,  A = [[0, R], [Rᵀ, 0]]       (R: the user x item training matrix)
 
 held as a torch CSR tensor, score ⟨e_u, e_i⟩ with the propagated embeddings, and train with
-BPR over uniformly drawn negatives (:func:`semrec.training.loop.bpr_epoch`).
+BPR over uniformly drawn negatives (:func:`semrec.training.loop.bpr_epoch`). The positives of
+an epoch are every training pair once (``positives="pairs"``, the default) or, as in the
+official LightGCN and NGCF code, as many draws of a uniformly chosen user and one of their
+items (``positives="users"``): the official code weights every user alike, pair sampling
+weights users by their number of items.
 
 LightGCN — He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for
 Recommendation", SIGIR 2020.
@@ -268,8 +272,10 @@ class GraphConfig(BPRConfig):
 
     def objective(self) -> Objective:
         if self.loss == "bpr":
-            return Objective()
-        return Objective("softmax", self.negatives, self.temperature, self.shared_negatives)
+            return Objective(positives=self.positives)
+        return Objective(
+            "softmax", self.negatives, self.temperature, self.shared_negatives, self.positives
+        )
 
 
 class GraphRecommender(Recommender):

@@ -30,7 +30,7 @@ from torch import nn
 
 from semrec.errors import ModelError
 from semrec.models.base import ModelConfig, Query, Recommender, TrainData, register
-from semrec.training.loop import LoopSettings, bpr_epoch, run_epochs
+from semrec.training.loop import LoopSettings, Objective, bpr_epoch, run_epochs
 from semrec.training.losses import l2_penalty
 
 
@@ -45,6 +45,11 @@ class BPRConfig(ModelConfig):
     seed: int = 2024
     item_init: Literal["random", "text"] = Field(
         "random", description="text: start from the PCA of the item text vectors (needs them)"
+    )
+    positives: Literal["pairs", "users"] = Field(
+        "pairs",
+        description="pairs: every training pair once an epoch; users: as many draws of a "
+        "uniform user and one of their items (the official LightGCN/NGCF sampling)",
     )
 
 
@@ -162,6 +167,7 @@ class MFBPR(Recommender):
                 config.batch_size,
                 rng,
                 self.device,
+                Objective(positives=config.positives),
             )
 
         settings = LoopSettings.in_work_dir(

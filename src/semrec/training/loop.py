@@ -157,16 +157,20 @@ def load_checkpoint(
 class Objective:
     """What a ranking epoch minimises: BPR with one negative per positive pair, or sampled
     softmax over ``negatives`` sampled items per pair (or, ``shared``, per batch) with
-    temperature ``temperature``."""
+    temperature ``temperature``; over every positive pair once, or over user-uniform draws
+    (``positives``)."""
 
     loss: str = "bpr"  # or "softmax"
     negatives: int = 1
     temperature: float = 1.0
     shared: bool = False
+    positives: str = "pairs"  # or "users": see semrec.training.samplers.bpr_batches
 
     def __post_init__(self) -> None:
         if self.loss not in ("bpr", "softmax"):
             raise ValueError(f"unknown loss {self.loss!r}; expected bpr or softmax")
+        if self.positives not in ("pairs", "users"):
+            raise ValueError(f"unknown positives {self.positives!r}; expected pairs or users")
         if self.loss == "bpr" and self.negatives != 1:
             raise ValueError("BPR takes one negative per positive pair")
 
@@ -196,7 +200,7 @@ def bpr_epoch(
     """
     total = torch.zeros((), device=device)
     for users, positives, negatives in bpr_batches(
-        user_items, batch_size, rng, objective.negatives, objective.shared
+        user_items, batch_size, rng, objective.negatives, objective.shared, objective.positives
     ):
         batch = [torch.from_numpy(a).to(device) for a in (users, positives, negatives)]
         positive_scores, negative_scores, other_terms = forward(*batch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -12,6 +13,25 @@ def positive_pairs(user_items: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """(user_index, item_index) of every positive cell, in CSR order."""
     users = np.repeat(np.arange(user_items.shape[0]), np.diff(user_items.indptr))
     return users.astype(np.int64), user_items.indices.astype(np.int64)
+
+
+def user_uniform_pairs(
+    user_items: sp.csr_matrix, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """As many (user, item) draws as there are positive cells, each a uniformly drawn user
+    with training items and one of that user's items, uniformly: the positives of the official
+    LightGCN code (``UniformSample_original``) and, batch by batch, of the official NGCF code.
+
+    Every user then carries the same weight in an epoch's loss, as in the user-averaged
+    metrics, where pair sampling weights users by their number of items.
+    """
+    degrees = np.diff(user_items.indptr)
+    active = np.flatnonzero(degrees)
+    users = active[rng.integers(0, len(active), size=user_items.nnz)]
+    offsets = rng.integers(0, degrees[users])
+    return users.astype(np.int64), user_items.indices[user_items.indptr[users] + offsets].astype(
+        np.int64
+    )
 
 
 def known_items(user_items: sp.csr_matrix) -> np.ndarray:
@@ -58,8 +78,11 @@ def bpr_batches(
     rng: np.random.Generator,
     negatives_per_pair: int = 1,
     shared: bool = False,
+    positives: Literal["pairs", "users"] = "pairs",
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One epoch of (users, positive items, negative items) batches over shuffled positives.
+    """One epoch of (users, positive items, negative items) batches over shuffled positives:
+    every positive pair once (``positives="pairs"``) or as many user-uniform draws
+    (``"users"``, :func:`user_uniform_pairs`).
 
     With one negative per pair the negatives are a vector drawn for the whole epoch; with
     more they are a [batch, negatives_per_pair] matrix drawn batch by batch (bounded memory),
@@ -67,7 +90,10 @@ def bpr_batches(
     of uniform items for the whole batch instead (a sampled item may be a positive of some
     user in the batch; at recommendation densities that is rare).
     """
-    users, items = positive_pairs(user_items)
+    if positives == "users":
+        users, items = user_uniform_pairs(user_items, rng)
+    else:
+        users, items = positive_pairs(user_items)
     order = rng.permutation(len(users))
     if negatives_per_pair == 1:
         negatives = sample_negatives(user_items, users[order], rng)
