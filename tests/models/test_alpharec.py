@@ -71,7 +71,7 @@ def test_a_training_epoch_lowers_the_softmax_loss(small_split, small_item_embedd
     for _ in range(3):
         last = epoch()
     assert last < first
-    assert objective == Objective("softmax", 16, 0.15)
+    assert objective == Objective("softmax", 16, 0.15, positives="users")  # as the reference
 
 
 def test_zero_shot_scores_equal_training_scores_without_propagation(

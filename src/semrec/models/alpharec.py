@@ -32,8 +32,10 @@ and is mixed with the user's representation, ẑ = normalize((1 − α)·ẑ_u +
 vectors; α (``intention_weight``, default 0.5) is semrec's choice — the reference code does
 not release this part. Without a user, the query alone is the representation.
 
-Deviation: negatives are drawn uniformly among the items each user has not interacted with
-(the sampler shared with the other models).
+Positives are user draws (``positives="users"``): the reference code's training set cycles
+through the users, each time with one of their items drawn at random, so every user weighs
+the same. Deviation: negatives are drawn uniformly among the items each user has not
+interacted with (the sampler shared with the other models).
 """
 
 from __future__ import annotations
