@@ -27,7 +27,16 @@ def git_commit() -> str:
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
+        # the result files themselves do not count: they are this script's output
+        [
+            "git",
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":(top)",
+            ":(top,exclude)benchmarks/results",
+        ],
         capture_output=True,
         text=True,
         check=True,
