@@ -15,6 +15,7 @@ from semrec.data.splits import LeaveOneOutSplit, Split, split
 from semrec.errors import ConfigError, ModelError
 from semrec.evaluation.evaluate import evaluate
 from semrec.models import Query, TrainData, load_model, top_k
+from semrec.models.generative import seq2seq
 from semrec.models.generative.codes import ItemCodes
 from semrec.models.generative.decoding import (
     CodeTrie,
@@ -181,7 +182,42 @@ def test_exhaustive_scores_equal_teacher_forced_log_probabilities(loo_split: Spl
     torch.testing.assert_close(scores, teacher_forced, atol=1e-5, rtol=1e-5)
 
 
+def test_encoder_leaves_out_all_padding_columns_without_changing_states(loo_split: Split):
+    # a batch of short histories, then the same rows next to a full-length one: the short
+    # rows' memory at their own positions is the same, and only used columns are kept
+    train = loo_split.train
+    model = fit_tiger(train, sequential_codes(train.n_items, 8, 3), epochs=1, n_layers=2)
+    model.module.eval()
+    windows = torch.full((3, model.config.max_history), -1)
+    windows[0, -2:] = torch.tensor([4, 7])
+    windows[1, -1] = 9
+    windows[2] = torch.arange(model.config.max_history)
+    tokens = model._encoder_tokens(windows, None)
+    with torch.no_grad():
+        short, short_padding = model.module.encode(tokens[:2])
+        full, full_padding = model.module.encode(tokens)
+    assert short.shape[1] == 2 * 3 + 1  # two items of three words, and eos
+    assert full.shape[1] == tokens.shape[1]
+    assert torch.equal(short_padding, full_padding[:2, -7:])
+    kept = ~short_padding
+    torch.testing.assert_close(short[kept], full[:2, -7:][kept], atol=1e-5, rtol=1e-5)
+
+
 # --- learning -----------------------------------------------------------------------------
+def test_length_groups_train_like_whole_batches(loo_split: Split, monkeypatch):
+    # a batch's loss as a share-weighted sum over groups of similar history length is the
+    # batch's mean loss: without dropout, the epochs' losses and the trained scores agree
+    train, codes = loo_split.train, sequential_codes(loo_split.train.n_items, 8, 3)
+    fitted = {}
+    for groups in (1, 4):
+        monkeypatch.setattr(seq2seq, "LENGTH_GROUPS", groups)
+        fitted[groups] = fit_tiger(train, codes, epochs=2, n_layers=2, dropout=0.0)
+    losses = {groups: [e["loss"] for e in m.history] for groups, m in fitted.items()}
+    np.testing.assert_allclose(losses[4], losses[1], rtol=1e-4)
+    query = Query.users(np.arange(20))
+    torch.testing.assert_close(fitted[4].score(query), fitted[1].score(query), atol=1e-3, rtol=1e-3)
+
+
 def test_memorises_real_sequences_to_full_hit_rate(small_dataset: Dataset):
     # 10 real users (distinct first wines), each their first six wines in time order; every
     # prefix must be continued by its next wine at rank 1
