@@ -26,7 +26,7 @@ Training: teacher forcing, mean cross-entropy over the L tokens, on every prefix
 training sequence: predict s[t] from s[max(0, t-max_history):t] for t ≥ 1. The encoder skips
 the columns that are padding in every row of a batch; on CPU each batch is run as
 ``LENGTH_GROUPS`` groups of similar history length (the same mean loss and gradient), so that
-short histories are not padded to the longest of the batch (1.8x faster on Beauty).
+short histories are not padded to the longest of the batch.
 
 Decoding: :func:`constrained_beam_search` over a prefix trie of the real codes, so every
 generated code is an item; the query's history items are removed inside the search (with every
