@@ -210,7 +210,7 @@ def test_length_groups_train_like_whole_batches(loo_split: Split, monkeypatch):
     train, codes = loo_split.train, sequential_codes(loo_split.train.n_items, 8, 3)
     fitted = {}
     for groups in (1, 4):
-        monkeypatch.setattr(seq2seq, "LENGTH_GROUPS", groups)
+        monkeypatch.setattr(seq2seq, "LENGTH_GROUPS", {"cpu": groups})
         fitted[groups] = fit_tiger(train, codes, epochs=2, n_layers=2, dropout=0.0)
     losses = {groups: [e["loss"] for e in m.history] for groups, m in fitted.items()}
     np.testing.assert_allclose(losses[4], losses[1], rtol=1e-4)

@@ -25,7 +25,7 @@ masked out: they are never the right answer there), so
 Training: teacher forcing, mean cross-entropy over the L tokens, on every prefix of every
 training sequence: predict s[t] from s[max(0, t-max_history):t] for t ≥ 1. The encoder skips
 the columns that are padding in every row of a batch; on CPU each batch is run as
-``LENGTH_GROUPS`` groups of similar history length (the same mean loss and gradient), so that
+``LENGTH_GROUPS["cpu"]`` groups of similar history length (the same mean loss and gradient), so that
 short histories are not padded to the longest of the batch.
 
 Decoding: :func:`constrained_beam_search` over a prefix trie of the real codes, so every
@@ -95,9 +95,10 @@ PAD, BOS, EOS = 0, 1, 2
 N_SPECIAL_TOKENS = 3
 #: log-probabilities held at once per level while scoring every item (queries x prefixes x V)
 SCORE_CELLS = 2**24
-#: training batches are split into this many groups of similar history length on CPU, where
-#: compute follows the padded length; one on a GPU, where small batches cost their launches
-LENGTH_GROUPS = 4
+#: training batches are split into this many groups of similar history length, by device
+#: type: on a CPU compute follows the padded length; elsewhere (one group) small batches cost
+#: their kernel launches (benchmarks/tiger_train_speed.py measures both)
+LENGTH_GROUPS = {"cpu": 4}
 
 
 def history_windows(
@@ -402,7 +403,7 @@ class Tiger(Recommender):
         target_items = torch.from_numpy(self.sequence_items[targets]).to(self.device)
         target_users = torch.from_numpy(user_of_event[targets]).to(self.device)
         history_lengths = (windows >= 0).sum(1)
-        groups = LENGTH_GROUPS if self.device.type == "cpu" else 1
+        groups = LENGTH_GROUPS.get(self.device.type, 1)
         self.module = self._module().to(self.device)
         optimizer = torch.optim.AdamW(
             self.module.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
