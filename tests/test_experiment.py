@@ -10,14 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semrec.config import EncoderConfig, ExperimentConfig
+from semrec.config import EncoderConfig, ExperimentConfig, build_config, dump_config
 from semrec.data import Dataset, Interactions
 from semrec.data.splits import ColdItemSplit, LeaveOneOutSplit, split
 from semrec.errors import ConfigError
 from semrec.experiment import (
+    CONFIG_FILE,
     encode_texts_like_training,
     fit_timed,
     prepare_item_embeddings,
+    refuse_foreign_checkpoint,
+    run_experiment,
     warn_if_cold_items_without_text,
 )
 from semrec.models import MODEL_REGISTRY
@@ -70,3 +73,23 @@ def test_the_training_monitor_follows_exclude_seen(tmp_path, exclude_seen):
     history = [json.loads(line) for line in (tmp_path / "history.jsonl").read_text().splitlines()]
     recall = history[0]["valid_recall@20"]
     assert recall == 0.0 if exclude_seen else recall > 0.0
+
+
+def test_a_checkpoint_resumes_only_the_experiment_that_wrote_it(tmp_path):
+    raw = {
+        "name": "lightgcn-run",
+        "dataset": {"name": "ml-100k"},
+        "model": {"name": "lightgcn", "params": {"weight_decay": 3e-4}},
+        "output": {"dir": str(tmp_path)},
+    }
+    written = build_config(raw)
+    run_dir = tmp_path / "lightgcn-run"
+    (run_dir / "training" / "checkpoint").mkdir(parents=True)
+    (run_dir / CONFIG_FILE).write_text(dump_config(written))
+    refuse_foreign_checkpoint(run_dir, written)  # the same experiment resumes
+    # evaluation settings do not shape training
+    refuse_foreign_checkpoint(run_dir, build_config(raw, ["evaluation.ks=[5]"]))
+    other = build_config(raw, ["model.params.weight_decay=2.0e-4"])
+    with pytest.raises(ConfigError, match=r"model\.params\.weight_decay: 0\.0003 -> 0\.0002"):
+        run_experiment(other)
+    assert (run_dir / CONFIG_FILE).read_text() == dump_config(written)  # left as it was

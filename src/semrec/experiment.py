@@ -221,9 +221,49 @@ def warn_if_cold_items_without_text(model: Recommender, data_split: Split) -> No
     )
 
 
+#: the config sections that decide what a training checkpoint holds
+TRAINING_SECTIONS = ("dataset", "split", "encoder", "model")
+
+
+def refuse_foreign_checkpoint(run_dir: Path, config: ExperimentConfig) -> None:
+    """A run directory's training checkpoint resumes only the experiment that wrote it: raise
+    when its stored config differs from ``config`` in a section that shapes training."""
+    stored_path = run_dir / CONFIG_FILE
+    if not (run_dir / "training" / "checkpoint").exists() or not stored_path.is_file():
+        return
+    try:
+        stored = load_config(stored_path)
+    except ConfigError as error:
+        log.warning("cannot compare with the checkpoint's config (%s); resuming anyway", error)
+        return
+
+    def flat(tree: Any, prefix: str) -> dict[str, Any]:
+        if not isinstance(tree, dict):
+            return {prefix: tree}
+        return {
+            k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}.{key}").items()
+        }
+
+    before = flat({k: stored.model_dump(mode="json")[k] for k in TRAINING_SECTIONS}, "")
+    after = flat({k: config.model_dump(mode="json")[k] for k in TRAINING_SECTIONS}, "")
+    changed = [
+        f"{key.lstrip('.')}: {before.get(key)!r} -> {after.get(key)!r}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+    if changed:
+        raise ConfigError(
+            f"{run_dir}: holds a training checkpoint of a different experiment "
+            f"({'; '.join(changed[:5])}); resuming would continue that training. Give this "
+            f"experiment another `name`, or delete {run_dir / 'training'} to start over"
+        )
+
+
 def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocation()) -> Path:
-    """Train and evaluate one model; returns the run directory."""
+    """Train and evaluate one model; returns the run directory. A run directory with a
+    training checkpoint of the same experiment resumes it (another experiment's is refused)."""
     run_dir = Path(config.output.dir) / config.name
+    refuse_foreign_checkpoint(run_dir, config)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(run_dir / CONFIG_FILE, dump_config(config))
     handler = logging.FileHandler(run_dir / "train.log", mode="w")
