@@ -25,8 +25,8 @@ masked out: they are never the right answer there), so
 Training: teacher forcing, mean cross-entropy over the L tokens, on every prefix of every
 training sequence: predict s[t] from s[max(0, t-max_history):t] for t ≥ 1. The encoder skips
 the columns that are padding in every row of a batch; on CPU each batch is run as
-``LENGTH_GROUPS["cpu"]`` groups of similar history length (the same mean loss and gradient), so that
-short histories are not padded to the longest of the batch.
+``LENGTH_GROUPS["cpu"]`` groups of similar history length (the same mean loss and gradient),
+so that short histories are not padded to the longest of the batch.
 
 Decoding: :func:`constrained_beam_search` over a prefix trie of the real codes, so every
 generated code is an item; the query's history items are removed inside the search (with every
@@ -420,7 +420,7 @@ class Tiger(Recommender):
                 # the batch's mean loss, as a share-weighted sum over groups of similar
                 # history length (each group's encoder input is as long as its longest)
                 batch = batch[history_lengths[batch].argsort()]
-                for group in batch.tensor_split(groups):
+                for group in batch.tensor_split(min(groups, len(batch))):  # none empty
                     codes = self.trie.codes[target_items[group]]  # [n, L] level-local tokens
                     loss = self.module.loss(
                         self._encoder_tokens(windows[group], target_users[group]),
