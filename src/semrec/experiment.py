@@ -244,8 +244,10 @@ def refuse_foreign_checkpoint(run_dir: Path, config: ExperimentConfig) -> None:
             k: v for key, value in tree.items() for k, v in flat(value, f"{prefix}.{key}").items()
         }
 
-    before = flat({k: stored.model_dump(mode="json")[k] for k in TRAINING_SECTIONS}, "")
-    after = flat({k: config.model_dump(mode="json")[k] for k in TRAINING_SECTIONS}, "")
+    before, after = (
+        flat({k: v for k, v in c.model_dump(mode="json").items() if k in TRAINING_SECTIONS}, "")
+        for c in (stored, config)
+    )
     changed = [
         f"{key.lstrip('.')}: {before.get(key)!r} -> {after.get(key)!r}"
         for key in sorted(set(before) | set(after))
