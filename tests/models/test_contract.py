@@ -27,6 +27,13 @@ FAST_PARAMS: dict[str, dict] = {
     "mf_bpr": {"epochs": 3, "batch_size": 256, "embedding_size": 16, "learning_rate": 1e-2},
     "lightgcn": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
     "ngcf": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
+    "ngcf+reference_code": {
+        "epochs": 2,
+        "batch_size": 256,
+        "embedding_size": 16,
+        "eval_every": 0,
+        "layer": "reference_code",
+    },
     "simgcl": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "eval_every": 0},
     "mf_bpr+text": {"epochs": 2, "batch_size": 256, "embedding_size": 16, "item_init": "text"},
     "lightgcn+text": {

@@ -20,6 +20,7 @@ from semrec.models.graph import (
     NGCFPropagation,
     PropagatedEmbeddings,
     SimGCL,
+    mean_adjacency_with_self_loops,
     normalized_adjacency,
 )
 from semrec.training.loop import learning_rate_at
@@ -87,6 +88,39 @@ def test_ngcf_propagation_follows_equation_7():
             + (side * layer) @ w2.weight.T
             + w2.bias,
             0.2,
+        ).detach()
+        expected.append(layer / layer.norm(dim=1, keepdim=True))
+    torch.testing.assert_close(torch.cat([users, items]).detach(), torch.cat(expected, dim=1))
+
+
+def test_mean_adjacency_with_self_loops_matches_the_formula():
+    a = mean_adjacency_with_self_loops(tiny_graph()).toarray()
+    # node order u0, u1, i0, i1, i2; degrees with the self-loop 3, 3, 2, 3, 2
+    expected = np.zeros((5, 5), dtype=np.float32)
+    for node, neighbours in enumerate([[2, 3], [3, 4], [0], [0, 1], [1]]):
+        expected[node, [node, *neighbours]] = 1 / (len(neighbours) + 1)
+    np.testing.assert_allclose(a, expected)
+    graph = Graph.build(tiny_graph(), CPU, "mean_with_self_loops")
+    torch.testing.assert_close(graph.adjacency.to_dense(), torch.from_numpy(expected))
+    torch.testing.assert_close(graph.transpose.to_dense(), torch.from_numpy(expected.T))
+    dropped = graph.with_dropout(0.5)
+    torch.testing.assert_close(dropped.transpose.to_dense(), dropped.adjacency.to_dense().T)
+
+
+def test_ngcf_reference_code_layer_follows_the_official_code():
+    torch.manual_seed(0)
+    module = NGCFPropagation(2, 3, 4, n_layers=2, message_dropout=0.1, layer="reference_code")
+    module.eval()
+    assert module.neighbour_weights[0].bias.abs().sum() > 0  # Xavier-drawn, not zeros
+    users, items = module.propagate(Graph.build(tiny_graph(), CPU, "mean_with_self_loops"))
+    a = torch.from_numpy(mean_adjacency_with_self_loops(tiny_graph()).toarray())
+    layer = module.embedding.weight.detach()
+    expected = [layer]
+    for w1, w2 in zip(module.neighbour_weights, module.interaction_weights, strict=True):
+        side = a @ layer
+        layer = (
+            F.leaky_relu(side @ w1.weight.T + w1.bias, 0.2)
+            + F.leaky_relu((side * layer) @ w2.weight.T + w2.bias, 0.2)
         ).detach()
         expected.append(layer / layer.norm(dim=1, keepdim=True))
     torch.testing.assert_close(torch.cat([users, items]).detach(), torch.cat(expected, dim=1))

@@ -33,8 +33,15 @@ official code implements as dropout of its nonzero entries, rescaled by 1/(1-p);
 the same). Its L2 term is on the batch's final embeddings, as in the official code. Defaults
 are the paper's Gowalla command: 64 dimensions, 3 layers of 64, Adam with learning rate 1e-4,
 L2 1e-5, batch 1024, node and message dropout 0.1, 400 epochs, Xavier initialisation.
-Deviation: the official code applies LeakyReLU to each of the two terms separately and sums;
-semrec applies it to the sum, as the paper's equation does.
+The official code (xiangwang1223/neural_graph_collaborative_filtering, NGCF.py, the source of
+the paper's numbers) differs from equation 7; ``layer="reference_code"`` follows it:
+
+    E⁽ᵏ⁺¹⁾ = LeakyReLU₀.₂( (Ā E⁽ᵏ⁾) W₁ + b₁ ) + LeakyReLU₀.₂( ((Ā E⁽ᵏ⁾) ⊙ E⁽ᵏ⁾) W₂ + b₂ ),
+    Ā = D̃^-1 (A + I)   (its default "norm" adjacency: the mean over a node and its neighbours)
+
+with biases drawn from Xavier's uniform like the weights (the paper's form here starts them
+at 0). Its parser also leaves node dropout off unless ``--node_dropout_flag 1`` is given, which
+the README's Gowalla command does not; semrec's default keeps the paper's 0.1.
 
 SimGCL — Yu et al., "Are Graph Augmentations Necessary? Simple Graph Contrastive Learning for
 Recommendation", SIGIR 2022:
@@ -83,15 +90,30 @@ from semrec.training.loop import LoopSettings, Objective, bpr_epoch, run_epochs
 from semrec.training.losses import info_nce, l2_penalty
 
 
+def bipartite_adjacency(user_items: sp.csr_matrix) -> sp.csr_matrix:
+    """A = [[0, R], [Rᵀ, 0]]: users first, then items."""
+    r = user_items.astype(np.float32)
+    return sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
+
+
 def normalized_adjacency(user_items: sp.csr_matrix) -> sp.csr_matrix:
     """D^-1/2 A D^-1/2 of the bipartite graph; users first, then items. Isolated nodes get 0."""
-    r = user_items.astype(np.float32)
-    adjacency = sp.bmat([[None, r], [r.T, None]], format="csr", dtype=np.float32)
+    adjacency = bipartite_adjacency(user_items)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
     inverse_sqrt = np.zeros_like(degree)
     np.power(degree, -0.5, out=inverse_sqrt, where=degree > 0)
     scale = sp.diags(inverse_sqrt)
     normalized = (scale @ adjacency @ scale).tocsr().astype(np.float32)
+    normalized.sort_indices()
+    return normalized
+
+
+def mean_adjacency_with_self_loops(user_items: sp.csr_matrix) -> sp.csr_matrix:
+    """D̃^-1 (A + I), D̃ the degrees of A + I: each node's mean over itself and its neighbours
+    (the default "norm" adjacency of NGCF's reference code). Not symmetric."""
+    adjacency = bipartite_adjacency(user_items) + sp.eye(sum(user_items.shape), dtype=np.float32)
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    normalized = (sp.diags(1 / degree) @ adjacency).tocsr().astype(np.float32)
     normalized.sort_indices()
     return normalized
 
@@ -147,15 +169,28 @@ class Graph:
     transpose_order: torch.Tensor
 
     @classmethod
-    def build(cls, user_items: sp.csr_matrix, device: torch.device) -> Graph:
-        matrix = normalized_adjacency(user_items)
+    def build(
+        cls,
+        user_items: sp.csr_matrix,
+        device: torch.device,
+        normalization: Literal["symmetric", "mean_with_self_loops"] = "symmetric",
+    ) -> Graph:
+        """``normalized_adjacency`` (symmetric) or ``mean_adjacency_with_self_loops``."""
+        if normalization == "symmetric":
+            matrix = normalized_adjacency(user_items)
+        else:
+            matrix = mean_adjacency_with_self_loops(user_items)
         adjacency = sparse_tensor(matrix, device)
         numbered = sp.csr_matrix(
             (np.arange(1, matrix.nnz + 1, dtype=np.float64), matrix.indices, matrix.indptr),
             shape=matrix.shape,
         )
         order = torch.from_numpy(numbered.T.tocsr().data.astype(np.int64) - 1).to(device)
-        return cls(adjacency, adjacency, order)  # Â is symmetric: its own transpose
+        if normalization == "symmetric":
+            return cls(adjacency, adjacency, order)  # Â is symmetric: its own transpose
+        values = adjacency.values()[order]  # both patterns are symmetric: Âᵀ shares Â's
+        transpose = _csr(adjacency.crow_indices(), adjacency.col_indices(), values, matrix.shape)
+        return cls(adjacency, transpose, order)
 
     def product(self, dense: torch.Tensor) -> torch.Tensor:
         return SparseProduct.apply(self.adjacency, self.transpose, dense)
@@ -214,8 +249,13 @@ class PropagatedEmbeddings(nn.Module):
         return l2_penalty(ego[users], ego[self.n_users + positives], ego[self.n_users + negatives])
 
 
+NGCFLayer = Literal["paper", "reference_code"]
+
+
 class NGCFPropagation(nn.Module):
-    """NGCF's embedding layers (equation 7 of the paper) and layer concatenation."""
+    """NGCF's embedding layers and layer concatenation: equation 7 of the paper over Â, or
+    (``layer="reference_code"``) the official code's layer over D̃^-1 (A + I), which the graph
+    passed to :meth:`propagate` must then be (module docstring)."""
 
     def __init__(
         self,
@@ -224,9 +264,10 @@ class NGCFPropagation(nn.Module):
         embedding_size: int,
         n_layers: int,
         message_dropout: float,
+        layer: NGCFLayer = "paper",
     ) -> None:
         super().__init__()
-        self.n_users, self.message_dropout = n_users, message_dropout
+        self.n_users, self.message_dropout, self.layer = n_users, message_dropout, layer
         self.embedding = nn.Embedding(n_users + n_items, embedding_size)
         nn.init.xavier_uniform_(self.embedding.weight)
         size = embedding_size  # every layer keeps the embedding size, as in the paper
@@ -234,7 +275,10 @@ class NGCFPropagation(nn.Module):
         self.interaction_weights = nn.ModuleList(nn.Linear(size, size) for _ in range(n_layers))
         for linear in [*self.neighbour_weights, *self.interaction_weights]:
             nn.init.xavier_uniform_(linear.weight)
-            nn.init.zeros_(linear.bias)
+            if layer == "paper":
+                nn.init.zeros_(linear.bias)
+            else:  # the reference code draws its [1, size] biases from Xavier's uniform too
+                nn.init.xavier_uniform_(linear.bias.view(1, size))
 
     def propagate(self, graph: Graph) -> tuple[torch.Tensor, torch.Tensor]:
         layer = self.embedding.weight
@@ -243,7 +287,12 @@ class NGCFPropagation(nn.Module):
             self.neighbour_weights, self.interaction_weights, strict=True
         ):
             side = graph.product(layer)
-            layer = F.leaky_relu(neighbour(side + layer) + interaction(side * layer), 0.2)
+            if self.layer == "paper":
+                layer = F.leaky_relu(neighbour(side + layer) + interaction(side * layer), 0.2)
+            else:
+                layer = F.leaky_relu(neighbour(side), 0.2) + F.leaky_relu(
+                    interaction(side * layer), 0.2
+                )
             layer = F.dropout(layer, self.message_dropout, self.training)
             layers.append(F.normalize(layer, dim=1))
         final = torch.cat(layers, dim=1)
@@ -300,6 +349,10 @@ class GraphRecommender(Recommender):
     @abstractmethod
     def _module(self) -> nn.Module: ...
 
+    def _graph(self, user_items: sp.csr_matrix) -> Graph:
+        """The graph the module propagates over: Â (module docstring)."""
+        return Graph.build(user_items, self.device)
+
     @abstractmethod
     def _batch_terms(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
@@ -311,7 +364,7 @@ class GraphRecommender(Recommender):
         user_items = data.interactions.user_items
         torch.manual_seed(config.seed)
         rng = np.random.default_rng(config.seed)
-        self.graph = Graph.build(user_items, self.device)
+        self.graph = self._graph(user_items)
         self.module = self._module().to(self.device)
         if config.item_init == "text":
             self._initialise_from_text(data)
@@ -427,7 +480,7 @@ class GraphRecommender(Recommender):
             {k.removeprefix("module."): v for k, v in tensors.items() if k.startswith("module.")}
         )
         self.module.to(self.device).eval()
-        self.graph = Graph.build(self.seen, self.device)
+        self.graph = self._graph(self.seen)
         self._final = None
 
 
@@ -464,6 +517,9 @@ class NGCF(GraphRecommender):
         weight_decay: float = Field(1e-5, ge=0)
         node_dropout: float = Field(0.1, ge=0, lt=1)
         message_dropout: float = Field(0.1, ge=0, lt=1)
+        layer: NGCFLayer = Field(
+            "paper", description="reference_code: the official code's layer (module docstring)"
+        )
 
     def _module(self) -> NGCFPropagation:
         config = self.config
@@ -473,7 +529,13 @@ class NGCF(GraphRecommender):
             config.embedding_size,
             config.n_layers,
             config.message_dropout,
+            config.layer,
         )
+
+    def _graph(self, user_items: sp.csr_matrix) -> Graph:
+        if self.config.layer == "paper":
+            return super()._graph(user_items)
+        return Graph.build(user_items, self.device, "mean_with_self_loops")
 
     def _batch_terms(self, users, positives, negatives):
         graph = self.graph.with_dropout(self.config.node_dropout)
