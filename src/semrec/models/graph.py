@@ -53,8 +53,11 @@ Recommendation", SIGIR 2022:
 The two InfoNCE views are two independently perturbed propagations; the users and positive
 items of the batch (each once) are contrasted. Defaults are the paper's (λ 0.5, ε 0.1, τ 0.2,
 3 layers, 64 dimensions, learning rate 1e-3, batch 2048, L2 1e-4, Xavier initialisation).
-Deviation: the L2 term is LightGCN's (squared norms of the batch's ego embeddings); the
-reference code (SELFRec) uses unsquared norms.
+Deviation: the L2 term is LightGCN's (squared norms of the batch's ego embeddings). The
+reference code (SELFRec's PyTorch SimGCL) adds weight_decay · (‖U‖_F + ‖P‖_F) / batch instead:
+the unsquared Frobenius norms of the batch's final user and positive-item embeddings. For
+rows of norm r its gradient per row is 1 / (r √batch) times LightGCN's: about 0.2x at r = 0.1
+and batch 2048.
 
 Text initialisation (``item_init="text"``, every model here): the ego item embeddings start
 as the PCA of the item text vectors, rescaled to the mean row norm of the model's random
