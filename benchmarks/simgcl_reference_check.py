@@ -2,7 +2,8 @@
 description (SELFRec's PyTorch SimGCL), on the same split: do their learning curves agree?
 
 .venv/bin/python benchmarks/simgcl_reference_check.py --data-dir ../shared/data \
-    [--dataset ml-100k] [--epochs 30] [--every 5] [--contrastive-weights 0 0.5] [--threads 1]
+    [--dataset ml-100k] [--epochs 30] [--every 5] [--contrastive-weights 0 0.5] [--noise 0.1] \
+    [--threads 1] [--out FILE]
 
 Why: at the paper's settings semrec's SimGCL loses accuracy epoch after epoch on ML-100K and
 Gowalla, while without its contrastive term (λ = 0) it learns like LightGCN. If the separate
@@ -12,9 +13,9 @@ semrec bug. The separate one shares nothing with semrec's model code: its own ad
 epoch in shuffled batches, negatives redrawn until unseen, BPR on the final embeddings +
 weight_decay · (‖U‖_F + ‖P‖_F) / batch, λ · (InfoNCE of the batch's unique users + of its unique
 positive items) between two noisy propagations. Both: 3 layers, 64 dims, batch 2048, Adam lr
-1e-3, L2 1e-4, ε 0.1, τ 0.2, the per-user 80/20 random split (seed 2024) of --dataset. Both
-are scored by the same function: test Recall@20 over all items, each user's training items
-masked, |test items| as the denominator. Writes
+1e-3, L2 1e-4, ε --noise (the paper's 0.1), τ 0.2, the per-user 80/20 random split (seed
+2024) of --dataset. Both are scored by the same function: test Recall@20 over all items, each
+user's training items masked, |test items| as the denominator. Writes --out, by default
 benchmarks/results/simgcl-reference-check-<dataset>.json.
 """
 
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from record_result import RESULTS, git_commit
 
 SETTINGS = {"embedding_size": 64, "n_layers": 3, "batch_size": 2048, "learning_rate": 1e-3}
-WEIGHT_DECAY, NOISE, TEMPERATURE, K = 1e-4, 0.1, 0.2, 20
+WEIGHT_DECAY, TEMPERATURE, K = 1e-4, 0.2, 20
 
 
 def test_recall(users: torch.Tensor, items: torch.Tensor, train, test) -> float:
@@ -61,8 +62,9 @@ def test_recall(users: torch.Tensor, items: torch.Tensor, train, test) -> float:
 class MinimalSimGCL:
     """The separate implementation (module docstring)."""
 
-    def __init__(self, train: sp.csr_matrix, seed: int) -> None:
+    def __init__(self, train: sp.csr_matrix, seed: int, noise: float) -> None:
         self.train, (self.n_users, self.n_items) = train, train.shape
+        self.noise = noise
         adjacency = sp.bmat([[None, train], [train.T, None]], format="csr", dtype=np.float32)
         degree = np.asarray(adjacency.sum(axis=1)).ravel()
         scale = sp.diags(np.where(degree > 0, degree, 1.0) ** -0.5)
@@ -88,7 +90,7 @@ class MinimalSimGCL:
             layer = torch.sparse.mm(self.adjacency, layer)
             if noisy:
                 direction = F.normalize(torch.rand_like(layer), dim=-1)
-                layer = layer + torch.sign(layer) * direction * NOISE
+                layer = layer + torch.sign(layer) * direction * self.noise
             layers.append(layer)
         final = torch.stack(layers).mean(dim=0)
         return final[: self.n_users], final[self.n_users :]
@@ -142,7 +144,9 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=5)
     parser.add_argument("--contrastive-weights", type=float, nargs="+", default=[0.0, 0.5])
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument("--noise", type=float, default=0.1, help="ε")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dataset = prepare_dataset(DatasetConfig(name=args.dataset), DataLocation(args.data_dir))
@@ -159,7 +163,7 @@ def main() -> None:
             eval_every=args.every,
             weight_decay=WEIGHT_DECAY,
             contrastive_weight=weight,
-            noise=NOISE,
+            noise=args.noise,
             temperature=TEMPERATURE,
             seed=args.seed,
         )
@@ -169,7 +173,7 @@ def main() -> None:
             return {"test_recall@20": curve[-1]}
 
         model.fit(TrainData(data_split.train, monitor=monitor))
-        minimal, minimal_curve = MinimalSimGCL(train, args.seed), []
+        minimal, minimal_curve = MinimalSimGCL(train, args.seed, args.noise), []
         for epoch in range(1, args.epochs + 1):
             minimal.epoch(weight)
             if epoch % args.every == 0:
@@ -186,7 +190,7 @@ def main() -> None:
         "settings": {
             **SETTINGS,
             "weight_decay": WEIGHT_DECAY,
-            "noise": NOISE,
+            "noise": args.noise,
             "temperature": TEMPERATURE,
         },
         "epochs": list(range(args.every, args.epochs + 1, args.every)),
@@ -196,7 +200,7 @@ def main() -> None:
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%d"),
     }
-    path = RESULTS / f"simgcl-reference-check-{args.dataset}.json"
+    path = args.out or RESULTS / f"simgcl-reference-check-{args.dataset}.json"
     write_text_atomic(path, json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
 
