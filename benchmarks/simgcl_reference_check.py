@@ -47,7 +47,7 @@ SETTINGS = {"embedding_size": 64, "n_layers": 3, "batch_size": 2048, "learning_r
 WEIGHT_DECAY, TEMPERATURE, K = 1e-4, 0.2, 20
 
 
-def test_recall(users: torch.Tensor, items: torch.Tensor, train, test) -> float:
+def recall_at_k(users: torch.Tensor, items: torch.Tensor, train, test) -> float:
     """Mean Recall@K over the users with test items; training items masked."""
     evaluated = np.flatnonzero(np.diff(test.indptr))
     scores = (users[evaluated] @ items.T).numpy()
@@ -169,7 +169,7 @@ def main() -> None:
         )
 
         def monitor(model: SimGCL = model, curve: list[float] = semrec_curve) -> dict[str, float]:
-            curve.append(test_recall(*model.final_embeddings(), train, test))
+            curve.append(recall_at_k(*model.final_embeddings(), train, test))
             return {"test_recall@20": curve[-1]}
 
         model.fit(TrainData(data_split.train, monitor=monitor))
@@ -178,7 +178,7 @@ def main() -> None:
             minimal.epoch(weight)
             if epoch % args.every == 0:
                 with torch.no_grad():
-                    minimal_curve.append(test_recall(*minimal.propagate(), train, test))
+                    minimal_curve.append(recall_at_k(*minimal.propagate(), train, test))
         curves[str(weight)] = {"semrec": semrec_curve, "minimal": minimal_curve}
         seconds = time.perf_counter() - started
         print(f"λ {weight} ({seconds:.0f} s), test Recall@{K} every {args.every} epochs:")
