@@ -64,10 +64,13 @@ def main() -> None:
         test = data_split.test.select(np.isin(data_split.test.user_index, sample))
         data_split = replace(data_split, test=test)
     batch_size = config.evaluation.batch_size
+    exclude_seen = config.evaluation.exclude_seen  # as the run was evaluated (Yelp: False)
 
     def ranked(**change: object) -> EvaluationResult:
         model.config = model.config.model_copy(update=change)
-        result = evaluate(model, data_split, ks=args.ks, batch_size=batch_size)
+        result = evaluate(
+            model, data_split, ks=args.ks, batch_size=batch_size, exclude_seen=exclude_seen
+        )
         print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
         return result
 
@@ -78,6 +81,7 @@ def main() -> None:
         "n_items": model.n_items,
         "n_users": len(exhaustive.user_index),
         "n_test_users": len(test_users),
+        "exclude_seen": exclude_seen,
         "user_sample": None if args.users is None else {"users": args.users, "seed": args.seed},
         "exhaustive": {"metrics": exhaustive.metrics, "seconds": round(exhaustive.seconds, 1)},
         "beam": {},
