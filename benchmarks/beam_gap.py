@@ -3,7 +3,7 @@
 .venv/bin/python benchmarks/beam_gap.py runs/NAME [--ks 5 10 20] [--beams 20] \
     [--users N [--seed 0]] [--data-dir ../shared/data] [--threads N]
 
-Evaluates the run's model on its test part twice through ``semrec.evaluation.evaluate``:
+Evaluates the run's model on its test part twice, with the run's evaluation settings:
 ranked by trie-constrained beam search (what ``semrec train`` reports) and by every item's
 exact log-probability (``exhaustive_ranking``, which decodes the whole trie per user, one
 token per trie node, so it suits catalogues of a few thousand items on CPU). Prints both
@@ -30,8 +30,13 @@ import numpy as np
 import torch
 
 from semrec.atomic import write_text_atomic
-from semrec.evaluation import EvaluationResult, evaluate
-from semrec.experiment import DataLocation, device_description, load_run
+from semrec.evaluation import EvaluationResult
+from semrec.experiment import (
+    DataLocation,
+    device_description,
+    evaluate_as_configured,
+    load_run,
+)
 
 sys.path.insert(0, str(Path(__file__).parent))
 from record_result import RESULTS, git_commit
@@ -63,14 +68,10 @@ def main() -> None:
         sample = np.random.default_rng(args.seed).choice(test_users, args.users, replace=False)
         test = data_split.test.select(np.isin(data_split.test.user_index, sample))
         data_split = replace(data_split, test=test)
-    batch_size = config.evaluation.batch_size
-    exclude_seen = config.evaluation.exclude_seen  # as the run was evaluated (Yelp: False)
 
     def ranked(**change: object) -> EvaluationResult:
         model.config = model.config.model_copy(update=change)
-        result = evaluate(
-            model, data_split, ks=args.ks, batch_size=batch_size, exclude_seen=exclude_seen
-        )
+        result = evaluate_as_configured(model, data_split, config.evaluation, ks=args.ks)
         print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
         return result
 
@@ -81,7 +82,7 @@ def main() -> None:
         "n_items": model.n_items,
         "n_users": len(exhaustive.user_index),
         "n_test_users": len(test_users),
-        "exclude_seen": exclude_seen,
+        "exclude_seen": config.evaluation.exclude_seen,
         "user_sample": None if args.users is None else {"users": args.users, "seed": args.seed},
         "exhaustive": {"metrics": exhaustive.metrics, "seconds": round(exhaustive.seconds, 1)},
         "beam": {},

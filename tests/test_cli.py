@@ -72,6 +72,24 @@ def test_evaluate_reproduces_the_training_metrics(run_dir):
     assert f"{recall:.4f}" in result.output
 
 
+def test_evaluate_keeps_a_repeat_consumption_runs_seen_items_rankable(tmp_path):
+    result = invoke(
+        "train",
+        "-c",
+        CONFIGS / "xwines-ease.yaml",
+        "--set",
+        f"output.dir={tmp_path}",
+        "--set",
+        "evaluation.exclude_seen=false",
+    )
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / "xwines-ease"
+    recall = json.loads((run_dir / "metrics.json").read_text())["metrics"]["recall@20"]
+    result = invoke("evaluate", run_dir, "--k", 20)
+    assert result.exit_code == 0, result.output
+    assert f"{recall:.4f}" in result.output  # not the history-excluded figure
+
+
 def test_recommend_for_a_known_user_and_for_a_history(run_dir):
     result = invoke("recommend", run_dir, "--user", "1000024", "--k", 5)
     assert result.exit_code == 0, result.output

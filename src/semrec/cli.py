@@ -224,15 +224,14 @@ def evaluate(
     data_dir: DataDir = None,
 ) -> None:
     """Re-evaluate a saved run's model on its split."""
-    from semrec.evaluation import evaluate as evaluate_model
     from semrec.evaluation.report import metric_columns
-    from semrec.experiment import load_run
+    from semrec.experiment import evaluate_as_configured, load_run
 
     if part not in ("test", "valid"):
         raise SemrecError(f"--part must be test or valid, got {part!r}")
     config, _, data_split, model = load_run(run_dir, _location(data_dir))
     ks = sorted(set(k)) if k else config.evaluation.ks
-    result = evaluate_model(model, data_split, ks=ks, part=part)
+    result = evaluate_as_configured(model, data_split, config.evaluation, ks=ks, part=part)
     columns = metric_columns(ks, ("recall", "ndcg", "precision", "hit_rate", "mrr", "map"))
     console.print(_metrics_table(f"{config.name} ({part})", {model.name: result.metrics}, columns))
     console.print(f"protocol: {result.protocol}")

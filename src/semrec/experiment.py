@@ -17,7 +17,7 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -27,6 +27,7 @@ from semrec.atomic import write_text_atomic
 from semrec.config import (
     DatasetConfig,
     EncoderConfig,
+    EvaluationConfig,
     ExperimentConfig,
     dump_config,
     load_config,
@@ -293,13 +294,7 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
         )
         fit_memory = peak_memory_mib()  # includes the monitor's evaluations during training
         reset_peak_memory()
-        result = evaluate(
-            model,
-            data_split,
-            ks=config.evaluation.ks,
-            batch_size=config.evaluation.batch_size,
-            exclude_seen=config.evaluation.exclude_seen,
-        )
+        result = evaluate_as_configured(model, data_split, config.evaluation)
         memory = {"fit": fit_memory, "evaluate": peak_memory_mib()}
         log.info("metrics %s", result.metrics)
         model.save(run_dir / MODEL_DIR)
@@ -308,6 +303,26 @@ def run_experiment(config: ExperimentConfig, location: DataLocation = DataLocati
         logging.getLogger("semrec").removeHandler(handler)
         handler.close()
     return run_dir
+
+
+def evaluate_as_configured(
+    model: Recommender,
+    data_split: Split,
+    evaluation: EvaluationConfig,
+    ks: list[int] | None = None,
+    part: Literal["test", "valid"] = "test",
+) -> EvaluationResult:
+    """Evaluate with a run's evaluation settings (its ks unless given, batch size and
+    ``exclude_seen``), so that re-evaluating a saved run ranks the same candidates as its
+    training did: a repeat-consumption run (Yelp) keeps the user's earlier items rankable."""
+    return evaluate(
+        model,
+        data_split,
+        ks=ks or evaluation.ks,
+        part=part,
+        batch_size=evaluation.batch_size,
+        exclude_seen=evaluation.exclude_seen,
+    )
 
 
 def run_record(
