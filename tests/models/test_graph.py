@@ -228,3 +228,21 @@ def test_cosine_schedule_by_hand_and_resumed_exactly(tmp_path):
         )
     resumed = LightGCN(epochs=4, **params).fit(TrainData(data, work_dir=tmp_path))
     assert torch.equal(straight.module.embedding.weight, resumed.module.embedding.weight)
+
+
+def test_simgcl_without_the_contrastive_term_draws_no_noisy_views():
+    model = SimGCL(epochs=1, contrastive_weight=0.0, **FAST).fit(TrainData(small_interactions()))
+    users, positives, negatives = (
+        torch.tensor([0, 31]),
+        torch.tensor([1, 22]),
+        torch.tensor([25, 3]),
+    )
+    user_final, item_final = model.module.propagate(model.graph)
+    rng_before = torch.get_rng_state()
+    positive_scores, negative_scores, extra = model._batch_terms(users, positives, negatives)
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the noisy views draw noise
+    user = user_final[users]
+    torch.testing.assert_close(positive_scores, (user * item_final[positives]).sum(dim=1))
+    torch.testing.assert_close(negative_scores, (user * item_final[negatives]).sum(dim=1))
+    penalty = model.module.ego_penalty(users, positives, negatives)
+    torch.testing.assert_close(extra, model.config.weight_decay * penalty)

@@ -573,12 +573,13 @@ class SimGCL(GraphRecommender):
     def _batch_terms(self, users, positives, negatives):
         config = self.config
         user_final, item_final = self.module.propagate(self.graph)
-        unique_users, unique_items = torch.unique(users), torch.unique(positives)
-        users_a, items_a = self.module.propagate(self.graph, noise=config.noise)
-        users_b, items_b = self.module.propagate(self.graph, noise=config.noise)
-        contrastive = info_nce(
-            users_a[unique_users], users_b[unique_users], config.temperature
-        ) + info_nce(items_a[unique_items], items_b[unique_items], config.temperature)
-        penalty = self.module.ego_penalty(users, positives, negatives)
-        extra = config.weight_decay * penalty + config.contrastive_weight * contrastive
+        extra = config.weight_decay * self.module.ego_penalty(users, positives, negatives)
+        if config.contrastive_weight > 0:  # λ 0 (the ablation) skips the two noisy views
+            unique_users, unique_items = torch.unique(users), torch.unique(positives)
+            users_a, items_a = self.module.propagate(self.graph, noise=config.noise)
+            users_b, items_b = self.module.propagate(self.graph, noise=config.noise)
+            contrastive = info_nce(
+                users_a[unique_users], users_b[unique_users], config.temperature
+            ) + info_nce(items_a[unique_items], items_b[unique_items], config.temperature)
+            extra = extra + config.contrastive_weight * contrastive
         return *self._pair_scores(user_final[users], item_final, positives, negatives), extra
