@@ -9,7 +9,8 @@ exact log-probability (``exhaustive_ranking``, which decodes the whole trie per 
 token per trie node, so it suits catalogues of a few thousand items on CPU). Prints both
 metric sets, the relative gap per metric ((exhaustive - beam) / exhaustive) and the share of
 users whose top-10 is the same set both ways, and writes
-benchmarks/results/beam-gap-<run name>.json (``-<N>-users`` appended with ``--users``).
+benchmarks/results/beam-gap-<run name>.json (``-<N>-users`` appended with ``--users``, then
+``-seed<S>`` with a ``--seed`` other than 0).
 
 ``--users N`` evaluates both ways on the same N test users drawn at random (``--seed``)
 instead of all of them: exhaustive ranking of a 12,000-item catalogue for 22,000 users takes
@@ -110,6 +111,8 @@ def main() -> None:
             f"same top-10 set for {entry['same_top10_share']:.1%} of users"
         )
     sampled = "" if args.users is None else f"-{args.users}-users"
+    if args.users is not None and args.seed != 0:  # a second sample keeps the first's file
+        sampled += f"-seed{args.seed}"
     path = RESULTS / f"beam-gap-{Path(args.run_dir).name}{sampled}.json"
     write_text_atomic(path, json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
