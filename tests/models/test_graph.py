@@ -240,7 +240,7 @@ def test_simgcl_without_the_contrastive_term_draws_no_noisy_views():
     user_final, item_final = model.module.propagate(model.graph)
     rng_before = torch.get_rng_state()
     positive_scores, negative_scores, extra = model._batch_terms(users, positives, negatives)
-    assert torch.equal(torch.get_rng_state(), rng_before)  # the noisy views draw noise
+    assert torch.equal(torch.get_rng_state(), rng_before)  # a noisy view would draw from it
     user = user_final[users]
     torch.testing.assert_close(positive_scores, (user * item_final[positives]).sum(dim=1))
     torch.testing.assert_close(negative_scores, (user * item_final[negatives]).sum(dim=1))
