@@ -21,7 +21,7 @@ import torch
 from propagation_speed import best_of
 from semrec.data.registry import load_dataset
 from semrec.data.splits import GivenSplit, split
-from semrec.models.graph import Graph, SimGCL
+from semrec.models.graph import SimGCL
 from semrec.training.losses import bpr_loss, info_nce
 from semrec.training.samplers import bpr_batches
 
@@ -39,12 +39,12 @@ def main() -> None:
     train = split(load_dataset("gowalla", args.data_dir), GivenSplit()).train
     model = SimGCL(batch_size=args.batch_size)
     model.user_ids, model.item_ids, model.device = train.user_ids, train.item_ids, device
-    model.graph = Graph.build(train.user_items, device)
+    model.graph = model._graph(train.user_items)
     model.module = model._module().to(device)
     batch = next(bpr_batches(train.user_items, args.batch_size, np.random.default_rng(0)))
     users, positives, negatives = (torch.from_numpy(a).to(device) for a in batch)
     unique_users = torch.unique(users)
-    module, graph = model.module, model.graph
+    module, graph, config = model.module, model.graph, model.config
 
     def backward(tensors) -> None:
         sum(t.sum() for t in tensors).backward()
@@ -57,13 +57,16 @@ def main() -> None:
         backward([bpr_loss(positive_scores, negative_scores) + extra])
 
     view_a, view_b = (
-        torch.randn(len(unique_users), 64, device=device, requires_grad=True) for _ in range(2)
+        torch.randn(len(unique_users), config.embedding_size, device=device, requires_grad=True)
+        for _ in range(2)
     )
     parts = {
         "clean propagation": lambda: backward(module.propagate(graph)),
-        "one noisy view's propagation": lambda: backward(module.propagate(graph, noise=0.1)),
+        "one noisy view's propagation": lambda: backward(
+            module.propagate(graph, noise=config.noise)
+        ),
         f"InfoNCE over {len(unique_users)} users": lambda: backward(
-            [info_nce(view_a, view_b, 0.2)]
+            [info_nce(view_a, view_b, config.temperature)]
         ),
         "whole step, λ 0": lambda: whole_step(0.0),
         "whole step, λ 0.5": lambda: whole_step(0.5),
