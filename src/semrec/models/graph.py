@@ -385,13 +385,7 @@ class GraphRecommender(Recommender):
                 config.objective(),
             )
 
-        settings = LoopSettings.in_work_dir(
-            data.work_dir,
-            epochs=config.epochs,
-            eval_every=config.eval_every,
-            patience=config.patience,
-            learning_rate_schedule=config.learning_rate_schedule,
-        )
+        settings = LoopSettings.for_config(data.work_dir, config)
         self._final = None
         self.history = run_epochs(
             settings,

@@ -170,10 +170,7 @@ class MFBPR(Recommender):
                 Objective(positives=config.positives),
             )
 
-        settings = LoopSettings.in_work_dir(
-            data.work_dir,
-            epochs=config.epochs,
-        )
+        settings = LoopSettings.for_config(data.work_dir, config)
         run_epochs(settings, self.module, optimizer, rng, train_epoch, None, "MF-BPR epochs")
 
     @torch.no_grad()

@@ -281,12 +281,7 @@ class SASRec(Recommender):
                 n_batches += 1
             return total.item() / n_batches
 
-        settings = LoopSettings.in_work_dir(
-            data.work_dir,
-            epochs=config.epochs,
-            eval_every=config.eval_every,
-            patience=config.patience,
-        )
+        settings = LoopSettings.for_config(data.work_dir, config)
         self.history = run_epochs(
             settings, self.module, optimizer, rng, train_epoch, data.monitor, "SASRec epochs"
         ).history

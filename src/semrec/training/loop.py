@@ -45,10 +45,14 @@ class LoopSettings:
     learning_rate_schedule: str = "constant"  # or "cosine", see learning_rate_at
 
     @classmethod
-    def in_work_dir(cls, work_dir: Path | None, **fields: Any) -> LoopSettings:
-        """Settings that keep the checkpoint and history.jsonl in ``work_dir`` (if any)."""
+    def for_config(cls, work_dir: Path | None, config: Any) -> LoopSettings:
+        """Settings from a model config's ``epochs`` and those of ``eval_every``, ``patience``
+        and ``learning_rate_schedule`` it has (the defaults above for the others), keeping the
+        checkpoint and history.jsonl in ``work_dir`` (if any)."""
+        optional = ("eval_every", "patience", "learning_rate_schedule")
         return cls(
-            **fields,
+            epochs=config.epochs,
+            **{name: getattr(config, name) for name in optional if hasattr(config, name)},
             checkpoint_dir=None if work_dir is None else work_dir / "checkpoint",
             history_path=None if work_dir is None else work_dir / "history.jsonl",
         )

@@ -432,13 +432,7 @@ class Tiger(Recommender):
                 optimizer.step()
             return total.item() / len(batches)
 
-        settings = LoopSettings.in_work_dir(
-            data.work_dir,
-            epochs=config.epochs,
-            eval_every=config.eval_every,
-            patience=config.patience,
-            learning_rate_schedule=config.learning_rate_schedule,
-        )
+        settings = LoopSettings.for_config(data.work_dir, config)
         self.history = run_epochs(
             settings, self.module, optimizer, rng, train_epoch, data.monitor, "TIGER epochs"
         ).history
