@@ -6,9 +6,10 @@
 #   .gpu-data/    the benchmark data sets the GPU runs read (copied from ../shared/data), and
 #                 in .gpu-data/codes/ the item codes written by tokenizer_quality.py --codes-out
 #                 runs/codes (TIGER's input; the device cannot encode text without the
-#                 encoder's weights)
+#                 encoder's weights), and in .gpu-data/runs/ the trained CPU-sized Beauty TIGER
+#                 runs of runs/ (config and model only), for the beam-search gap on every user
 # Both folders are git-ignored: name them in the device call's `carry`. benchmarks/GPU.md
-# has the device commands.
+# has the device commands; benchmarks/gpu_session.sh is the prepared one.
 #   bash benchmarks/gpu_prepare.sh [DATA_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +31,12 @@ if compgen -G "runs/codes/*.safetensors" > /dev/null; then
     mkdir -p .gpu-data/codes
     cp runs/codes/*.safetensors .gpu-data/codes/
 fi
+for run in runs/tiger-beauty-*-cpu; do
+    [ -f "$run/model/manifest.json" ] || continue
+    mkdir -p ".gpu-data/$run"
+    cp -r "$run/config.yaml" "$run/model" ".gpu-data/$run/"
+done
+# the device's copy of the tree may lack git: results record this commit instead
+git rev-parse HEAD > .gpu-data/COMMIT
+git diff --quiet HEAD -- . ':(exclude)benchmarks/results' || sed -i 's/$/+uncommitted-changes/' .gpu-data/COMMIT
 du -sh .gpu-wheels .gpu-data

@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-RESULTS = Path(__file__).parent / "results"
+# SEMREC_RESULTS redirects what this and the scripts importing RESULTS write (a dry run's)
+RESULTS = Path(os.environ.get("SEMREC_RESULTS", Path(__file__).parent / "results"))
 
 
 def git_commit() -> str:
+    """HEAD, marked when tracked files differ from it. A copy of the tree without git (the GPU
+    machine's) takes SEMREC_GIT_COMMIT, which gpu_session.sh sets from gpu_prepare.sh's note."""
+    if "SEMREC_GIT_COMMIT" in os.environ and not Path(".git").exists():
+        return os.environ["SEMREC_GIT_COMMIT"]
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.strip()
