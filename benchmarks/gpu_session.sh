@@ -7,7 +7,7 @@
 # Steps (each writes benchmarks/results/<name>.json through the usual scripts):
 #   1. LightGCN, the fast recipe (issue 3: paper accuracy in <= 60 s), test curve every 10 epochs
 #   2. constrained beam-search throughput (issue 5: users/s at 20 beams)
-#   3. NGCF, the fast recipe at batch 8192 over 120 epochs (issue 3: the last 2.5 % to the paper)
+#   3. NGCF, the fast recipe at batch 8192 over 120 epochs (issue 3: what smaller batches add)
 #   4. TIGER training speed with and without length-grouped batches
 #   5. beam search against exhaustive ranking on every Beauty test user, for each TIGER run
 #      gpu_prepare.sh carried (.gpu-data/runs/)
