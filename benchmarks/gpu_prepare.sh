@@ -37,6 +37,5 @@ for run in runs/tiger-beauty-*-cpu; do
     cp -r "$run/config.yaml" "$run/model" ".gpu-data/$run/"
 done
 # the device's copy of the tree may lack git: results record this commit instead
-git rev-parse HEAD > .gpu-data/COMMIT
-git diff --quiet HEAD -- . ':(exclude)benchmarks/results' || sed -i 's/$/+uncommitted-changes/' .gpu-data/COMMIT
+"$python" -c "import sys; sys.path.insert(0, 'benchmarks'); from record_result import git_commit; print(git_commit())" > .gpu-data/COMMIT
 du -sh .gpu-wheels .gpu-data
