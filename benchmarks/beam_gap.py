@@ -1,7 +1,7 @@
 """Constrained beam search against exhaustive ranking, for a trained generative (TIGER) run.
 
 .venv/bin/python benchmarks/beam_gap.py runs/NAME [--ks 5 10 20] [--beams 20] \
-    [--users N [--seed 0]] [--data-dir ../shared/data] [--threads N]
+    [--users N [--seed 0]] [--parts N] [--data-dir ../shared/data] [--threads N]
 
 Evaluates the run's model on its test part twice, with the run's evaluation settings:
 ranked by trie-constrained beam search (what ``semrec train`` reports) and by every item's
@@ -15,6 +15,13 @@ benchmarks/results/beam-gap-<run name>.json (``-<N>-users`` appended with ``--us
 ``--users N`` evaluates both ways on the same N test users drawn at random (``--seed``)
 instead of all of them: exhaustive ranking of a 12,000-item catalogue for 22,000 users takes
 hours on a CPU. The gap is then an estimate from that sample, and the result says so.
+
+``--parts N`` ranks the users in N disjoint parts, one after another, and saves each part's
+sums in ``<run>/beam-gap-parts/`` as it finishes, so a long run stopped part-way keeps what
+it finished: the same command again skips the saved parts. The record's metrics are the
+per-user ranking metrics (recall, NDCG, hit rate, precision, MRR, MAP) averaged over all the
+users of all parts, which is exact for any number of parts; catalogue-level measures
+(coverage, fairness) do not bear on the gap and are left out.
 """
 
 from __future__ import annotations
@@ -47,6 +54,11 @@ def accuracy(metrics: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 4) for k, v in metrics.items() if k.split("@")[0] in ("recall", "ndcg")}
 
 
+def sums(result: EvaluationResult) -> dict[str, float]:
+    """Each per-user metric summed over the result's users (parts add up exactly)."""
+    return {name: float(values.sum()) for name, values in result.per_user.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
@@ -56,36 +68,79 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--users", type=int, default=None, help="a random sample of test users")
     parser.add_argument("--seed", type=int, default=0, help="of the --users sample")
+    parser.add_argument("--parts", type=int, default=1, help="disjoint user parts, each saved")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     config, _, data_split, model = load_run(args.run_dir, DataLocation(args.data_dir))
     if model.name != "tiger":
         sys.exit(f"{args.run_dir}: a {model.name} run; beam search is a tiger model's")
-    test_users = np.unique(data_split.test.user_index)
+    test_index = data_split.test.user_index
+    test_users = np.unique(test_index)
+    n_test_users = len(test_users)
     if args.users is not None:
         if not 0 < args.users <= len(test_users):
             sys.exit(f"--users must be in 1..{len(test_users)} (the test users), got {args.users}")
         sample = np.random.default_rng(args.seed).choice(test_users, args.users, replace=False)
-        test = data_split.test.select(np.isin(data_split.test.user_index, sample))
-        data_split = replace(data_split, test=test)
+        test_users = np.sort(sample)
+    if not 0 < args.parts <= len(test_users):
+        sys.exit(f"--parts must be in 1..{len(test_users)} (the users ranked), got {args.parts}")
 
-    def ranked(**change: object) -> EvaluationResult:
+    def ranked(users: np.ndarray, **change: object) -> EvaluationResult:
         model.config = model.config.model_copy(update=change)
-        result = evaluate_as_configured(model, data_split, config.evaluation, ks=args.ks)
+        part = replace(data_split, test=data_split.test.select(np.isin(test_index, users)))
+        result = evaluate_as_configured(model, part, config.evaluation, ks=args.ks)
         print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
         return result
 
-    exhaustive = ranked(exhaustive_ranking=True)
-    top10 = np.sort(exhaustive.top_items[:, :10], axis=1)
+    settings = {"ks": args.ks, "beams": args.beams, "users": args.users, "seed": args.seed}
+    parts_dir = args.run_dir / "beam-gap-parts"
+    parts = []
+    for part, users in enumerate(np.array_split(test_users, args.parts)):
+        path = parts_dir / f"part-{part + 1}-of-{args.parts}.json"
+        if path.exists():
+            saved = json.loads(path.read_text())
+            if saved["settings"] != settings:
+                sys.exit(f"{path}: saved with {saved['settings']}, not {settings}; remove it")
+            print(f"{path}: saved before, skipped", flush=True)
+            parts.append(saved)
+            continue
+        print(f"part {part + 1} of {args.parts}: {len(users)} users", flush=True)
+        exhaustive = ranked(users, exhaustive_ranking=True)
+        top10 = np.sort(exhaustive.top_items[:, :10], axis=1)
+        saved = {"settings": settings, "n_users": len(exhaustive.user_index)}
+        saved["exhaustive"] = {"sums": sums(exhaustive), "seconds": exhaustive.seconds}
+        for beam in args.beams:
+            result = ranked(users, exhaustive_ranking=False, beam_size=beam)
+            same = (np.sort(result.top_items[:, :10], axis=1) == top10).all(axis=1)
+            saved[f"beam {beam}"] = {
+                "sums": sums(result),
+                "seconds": result.seconds,
+                "same_top10_users": int(same.sum()),
+            }
+        if args.parts > 1:
+            write_text_atomic(path, json.dumps(saved) + "\n")
+        parts.append(saved)
+
+    n_users = sum(part["n_users"] for part in parts)
+
+    def combined(key: str) -> dict:
+        metrics = {
+            name: sum(part[key]["sums"][name] for part in parts) / n_users
+            for name in parts[0][key]["sums"]
+        }
+        return {"metrics": metrics, "seconds": round(sum(p[key]["seconds"] for p in parts), 1)}
+
+    exhaustive = combined("exhaustive")
     record = {
         "run": str(args.run_dir),
         "n_items": model.n_items,
-        "n_users": len(exhaustive.user_index),
-        "n_test_users": len(test_users),
+        "n_users": n_users,
+        "n_test_users": n_test_users,
         "exclude_seen": config.evaluation.exclude_seen,
         "user_sample": None if args.users is None else {"users": args.users, "seed": args.seed},
-        "exhaustive": {"metrics": exhaustive.metrics, "seconds": round(exhaustive.seconds, 1)},
+        "parts": args.parts,
+        "exhaustive": exhaustive,
         "beam": {},
         "device": device_description(model.device),
         "threads": torch.get_num_threads(),
@@ -93,22 +148,20 @@ def main() -> None:
         "git_commit": git_commit(),
         "date": time.strftime("%Y-%m-%d"),
     }
+    print(f"all {n_users} users, exhaustive: {accuracy(exhaustive['metrics'])}")
     for beam in args.beams:
-        result = ranked(exhaustive_ranking=False, beam_size=beam)
-        same = (np.sort(result.top_items[:, :10], axis=1) == top10).all(axis=1)
-        entry = {
-            "metrics": result.metrics,
-            "seconds": round(result.seconds, 1),
-            "relative_gap": {
-                name: round((value - result.metrics[name]) / value, 4) if value else 0.0
-                for name, value in exhaustive.metrics.items()
-            },
-            "same_top10_share": round(float(same.mean()), 4),
+        entry = combined(f"beam {beam}")
+        entry["relative_gap"] = {
+            name: round((value - entry["metrics"][name]) / value, 4) if value else 0.0
+            for name, value in exhaustive["metrics"].items()
         }
+        same = sum(part[f"beam {beam}"]["same_top10_users"] for part in parts)
+        entry["same_top10_share"] = round(same / n_users, 4)
         record["beam"][str(beam)] = entry
         print(
-            f"beam {beam}: relative gap {accuracy(entry['relative_gap'])}, "
-            f"same top-10 set for {entry['same_top10_share']:.1%} of users"
+            f"beam {beam}: {accuracy(entry['metrics'])}, relative gap "
+            f"{accuracy(entry['relative_gap'])}, same top-10 set for "
+            f"{entry['same_top10_share']:.1%} of users"
         )
     sampled = "" if args.users is None else f"-{args.users}-users"
     if args.users is not None and args.seed != 0:  # a second sample keeps the first's file
