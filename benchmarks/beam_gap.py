@@ -18,7 +18,8 @@ hours on a CPU. The gap is then an estimate from that sample, and the result say
 
 ``--parts N`` ranks the users in N disjoint parts, one after another, and saves each part's
 sums in ``<run>/beam-gap-parts/`` as it finishes, so a long run stopped part-way keeps what
-it finished: the same command again skips the saved parts. The record's metrics are the
+it finished: the same command again skips the saved parts, and adding beam widths to it
+ranks only those. The record's metrics are the
 per-user ranking metrics (recall, NDCG, hit rate, precision, MRR, MAP) averaged over all the
 users of all parts, which is exact for any number of parts; catalogue-level measures
 (coverage, fairness) do not bear on the gap and are left out.
@@ -93,32 +94,39 @@ def main() -> None:
         print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
         return result
 
-    settings = {"ks": args.ks, "beams": args.beams, "users": args.users, "seed": args.seed}
+    settings = {"ks": args.ks, "users": args.users, "seed": args.seed}
     parts_dir = args.run_dir / "beam-gap-parts"
     parts = []
     for part, users in enumerate(np.array_split(test_users, args.parts)):
         path = parts_dir / f"part-{part + 1}-of-{args.parts}.json"
-        if path.exists():
-            saved = json.loads(path.read_text())
-            if saved["settings"] != settings:
-                sys.exit(f"{path}: saved with {saved['settings']}, not {settings}; remove it")
-            print(f"{path}: saved before, skipped", flush=True)
-            parts.append(saved)
-            continue
-        print(f"part {part + 1} of {args.parts}: {len(users)} users", flush=True)
-        exhaustive = ranked(users, exhaustive_ranking=True)
-        top10 = np.sort(exhaustive.top_items[:, :10], axis=1)
-        saved = {"settings": settings, "n_users": len(exhaustive.user_index)}
-        saved["exhaustive"] = {"sums": sums(exhaustive), "seconds": exhaustive.seconds}
-        for beam in args.beams:
+        saved = json.loads(path.read_text()) if path.exists() else None
+        if saved is not None and saved["settings"] != settings:
+            sys.exit(f"{path}: saved with {saved['settings']}, not {settings}; remove it")
+        missing = [b for b in args.beams if saved is None or f"beam {b}" not in saved]
+        print(
+            f"part {part + 1} of {args.parts}: {len(users)} users, to rank: "
+            f"{'exhaustive, ' if saved is None else ''}beams {missing}",
+            flush=True,
+        )
+        if saved is None:
+            exhaustive = ranked(users, exhaustive_ranking=True)
+            saved = {"settings": settings, "n_users": len(exhaustive.user_index)}
+            saved["exhaustive"] = {
+                "sums": sums(exhaustive),
+                "seconds": exhaustive.seconds,
+                "top10": np.sort(exhaustive.top_items[:, :10], axis=1).tolist(),
+            }
+        top10 = saved["exhaustive"].get("top10")  # parts saved before it was kept lack it
+        for beam in missing:
             result = ranked(users, exhaustive_ranking=False, beam_size=beam)
-            same = (np.sort(result.top_items[:, :10], axis=1) == top10).all(axis=1)
+            beam_top10 = np.sort(result.top_items[:, :10], axis=1)
+            same = None if top10 is None else (beam_top10 == np.array(top10)).all(axis=1)
             saved[f"beam {beam}"] = {
                 "sums": sums(result),
                 "seconds": result.seconds,
-                "same_top10_users": int(same.sum()),
+                "same_top10_users": None if same is None else int(same.sum()),
             }
-        if args.parts > 1:
+        if args.parts > 1 and missing:
             write_text_atomic(path, json.dumps(saved) + "\n")
         parts.append(saved)
 
@@ -155,13 +163,14 @@ def main() -> None:
             name: round((value - entry["metrics"][name]) / value, 4) if value else 0.0
             for name, value in exhaustive["metrics"].items()
         }
-        same = sum(part[f"beam {beam}"]["same_top10_users"] for part in parts)
-        entry["same_top10_share"] = round(same / n_users, 4)
+        same = [part[f"beam {beam}"]["same_top10_users"] for part in parts]
+        entry["same_top10_share"] = None if None in same else round(sum(same) / n_users, 4)
         record["beam"][str(beam)] = entry
+        share = entry["same_top10_share"]
         print(
             f"beam {beam}: {accuracy(entry['metrics'])}, relative gap "
             f"{accuracy(entry['relative_gap'])}, same top-10 set for "
-            f"{entry['same_top10_share']:.1%} of users"
+            f"{'an unknown share' if share is None else f'{share:.1%}'} of users"
         )
     sampled = "" if args.users is None else f"-{args.users}-users"
     if args.users is not None and args.seed != 0:  # a second sample keeps the first's file

@@ -7,7 +7,7 @@
 #                 in .gpu-data/codes/ the item codes written by tokenizer_quality.py --codes-out
 #                 runs/codes (TIGER's input; the device cannot encode text without the
 #                 encoder's weights), and in .gpu-data/runs/ the trained CPU-sized Beauty TIGER
-#                 runs of runs/ (config and model only), for the beam-search gap on every user
+#                 runs of runs/ (config and model only) whose gap on every user is not yet measured
 # Both folders are git-ignored: name them in the device call's `carry`. benchmarks/GPU.md
 # has the device commands; benchmarks/gpu_session.sh is the prepared one.
 #   bash benchmarks/gpu_prepare.sh [DATA_DIR]
@@ -33,6 +33,8 @@ if compgen -G "runs/codes/*.safetensors" > /dev/null; then
 fi
 for run in runs/tiger-beauty-*-cpu; do
     [ -f "$run/model/manifest.json" ] || continue
+    # a run whose all-users gap is already measured (on CPU) needs no device time
+    [ -f "benchmarks/results/beam-gap-$(basename "$run").json" ] && continue
     mkdir -p ".gpu-data/$run"
     cp -r "$run/config.yaml" "$run/model" ".gpu-data/$run/"
 done
