@@ -19,10 +19,11 @@ hours on a CPU. The gap is then an estimate from that sample, and the result say
 ``--parts N`` ranks the users in N disjoint parts, one after another, and saves each part's
 sums in ``<run>/beam-gap-parts/`` as it finishes, so a long run stopped part-way keeps what
 it finished: the same command again skips the saved parts, and adding beam widths to it
-ranks only those. The record's metrics are the
-per-user ranking metrics (recall, NDCG, hit rate, precision, MRR, MAP) averaged over all the
-users of all parts, which is exact for any number of parts; catalogue-level measures
-(coverage, fairness) do not bear on the gap and are left out.
+ranks only those (``seconds`` then add up runs made with different ``threads``; the record
+names the last). The record's metrics are the per-user ranking metrics (recall, NDCG, hit
+rate, precision, MRR, MAP) averaged over all the users of all parts, which is exact for any
+number of parts; catalogue-level measures (coverage, fairness) do not bear on the gap and
+are left out.
 """
 
 from __future__ import annotations
