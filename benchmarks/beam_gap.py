@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from semrec.atomic import write_text_atomic
+from semrec.data.splits import Split
 from semrec.evaluation import EvaluationResult
 from semrec.experiment import (
     DataLocation,
@@ -88,10 +89,9 @@ def main() -> None:
     if not 0 < args.parts <= len(test_users):
         sys.exit(f"--parts must be in 1..{len(test_users)} (the users ranked), got {args.parts}")
 
-    def ranked(users: np.ndarray, **change: object) -> EvaluationResult:
+    def ranked(part_split: Split, **change: object) -> EvaluationResult:
         model.config = model.config.model_copy(update=change)
-        part = replace(data_split, test=data_split.test.select(np.isin(test_index, users)))
-        result = evaluate_as_configured(model, part, config.evaluation, ks=args.ks)
+        result = evaluate_as_configured(model, part_split, config.evaluation, ks=args.ks)
         print(f"{change}: {accuracy(result.metrics)} ({result.seconds:.0f} s)", flush=True)
         return result
 
@@ -109,8 +109,9 @@ def main() -> None:
             f"{'exhaustive, ' if saved is None else ''}beams {missing}",
             flush=True,
         )
+        part_split = replace(data_split, test=data_split.test.select(np.isin(test_index, users)))
         if saved is None:
-            exhaustive = ranked(users, exhaustive_ranking=True)
+            exhaustive = ranked(part_split, exhaustive_ranking=True)
             saved = {"settings": settings, "n_users": len(exhaustive.user_index)}
             saved["exhaustive"] = {
                 "sums": sums(exhaustive),
@@ -119,7 +120,7 @@ def main() -> None:
             }
         top10 = saved["exhaustive"].get("top10")  # parts saved before it was kept lack it
         for beam in missing:
-            result = ranked(users, exhaustive_ranking=False, beam_size=beam)
+            result = ranked(part_split, exhaustive_ranking=False, beam_size=beam)
             beam_top10 = np.sort(result.top_items[:, :10], axis=1)
             same = None if top10 is None else (beam_top10 == np.array(top10)).all(axis=1)
             saved[f"beam {beam}"] = {
