@@ -8,16 +8,31 @@ Run with the RecBole venv's python (benchmarks/peers/setup_recbole.sh builds it)
         --out /tmp/semrec-speed/gowalla/recbole-lightgcn.json
 
 It trains RecBole's LightGCN for --epochs epochs (BPR, one uniform negative per positive), timing
-every training epoch, then runs ONE full-ranking evaluation on test (all items, each user's
+every training epoch, then runs a full-ranking evaluation on test (all items, each user's
 training items masked; Recall@20, NDCG@20) and times it. The JSON written to --out holds the
 versions, device, threads, the load/preprocess, model-build, per-epoch and evaluation seconds,
 the metrics after the last epoch, peak RSS and the exact config dict given to RecBole.
 
+For a learning curve (RecBole's time to accuracy), --eval-every N evaluates on test after every
+N-th epoch too (outside the timed epochs), and --state-dir DIR makes the run resumable: after
+every epoch the model, Adam's moments and the three random generators in play (torch's, the
+training loader's shuffling generator, NumPy's, which draws the negatives) go to DIR/state.npz
+(arrays only, no pickle) and the epoch records to DIR/epochs.json, each written atomically; a
+run started on a DIR that holds a state continues after its last epoch, bit for bit as if it
+had not stopped (checked on 300 Gowalla users: 3 epochs in one go and 2 + 1 resumed gave the same
+losses and metrics), and refuses a DIR saved with other settings. --out is rewritten after
+every epoch ("finished": false until the last), so a stopped run keeps its curve:
+
+    /work/peers/recbole-venv/bin/python benchmarks/peers/recbole_lightgcn_speed.py \
+        --split-dir /tmp/semrec-speed/gowalla --epochs 60 --eval-every 1 --threads 1 \
+        --state-dir runs/recbole-lightgcn-gowalla-curve \
+        --out benchmarks/results/recbole-lightgcn-gowalla-curve-cpu.json
+
 Data handling is that of benchmarks/peers/recbole_parity.py, whose helpers are imported (see
 its docstring for what RecBole does with benchmark files): train.tsv / test.tsv become atomic
 benchmark files <name>.train/.valid/.test.inter (test doubles as "valid", which is never
-evaluated: fit(valid_data=None)) in a temporary directory that is also the working directory,
-and the script fails unless RecBole kept every user, item and row.
+evaluated: the fit loop runs with valid_data=None) in a temporary directory that is also the
+working directory, and the script fails unless RecBole kept every user, item and row.
 
 How the times are taken:
 
@@ -26,12 +41,12 @@ How the times are taken:
 * Model build: LightGCN.__init__, which builds the normalised adjacency through a scipy
   dok_matrix filled from a Python dict (model/general_recommender/lightgcn.py:82-126). The
   Trainer's construction is timed apart (trainer_build_seconds): it is mostly one-off imports.
-* Epochs: Trainer.fit(valid_data=None, saved=False) runs the training, with the instance's
-  _train_epoch wrapped in a perf_counter timer (+ torch.cuda.synchronize on a GPU). That is the
-  span RecBole's own "train time" log line measures (fit, trainer/trainer.py:438-445 in 1.2.1:
-  time() before and after _train_epoch): shuffling, negative sampling (done in the training
-  loader's collate_fn), one full graph propagation per batch, backward, Adam step. The loss
-  is summed over batches as RecBole does.
+* Epochs: the loop of Trainer.fit(valid_data=None, saved=False) (trainer/trainer.py:404-445 in
+  1.2.1), written out: one Trainer._train_epoch per epoch, timed with perf_counter (+
+  torch.cuda.synchronize on a GPU). That is the span RecBole's own "train time" log line
+  measures: shuffling, negative sampling (done in the training loader's collate_fn), one full
+  graph propagation per batch, backward, Adam step. The loss is summed over batches as RecBole
+  does.
 * Evaluation: Trainer.evaluate(load_best_model=False): one propagation, user x item scores,
   masking, top-k and the metrics.
 
@@ -54,8 +69,9 @@ RecBole points that matter here (RecBole 1.2.1 source, in the venv's site-packag
   i.e. over all items in the vocabulary, test-only items included, and redraws those in the
   user's training items with a Python loop over the batch (sampler.py:173-190).
 * torch >= 2.6 defaults torch.load to weights_only=True, which breaks RecBole's reload of its own
-  checkpoint; no checkpoint is written or loaded (fit(saved=False),
-  evaluate(load_best_model=False)). The model evaluated is the one after the last epoch.
+  checkpoint; RecBole's checkpoints are never written or loaded (the fit loop with saved=False,
+  evaluate(load_best_model=False)); --state-dir is this script's own. The model evaluated is
+  the one after the epoch named.
 * Device: RecBole picks cuda iff gpu_id is non-empty and CUDA is available
   (config/configurator.py:476-494) and sets CUDA_VISIBLE_DEVICES = gpu_id. The venv built by
   setup_recbole.sh has CPU-only torch; --device cuda needs a CUDA build of torch there.
@@ -75,6 +91,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import recbole
 import torch
 from recbole.config import Config
@@ -126,9 +143,23 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     parser.add_argument("--seed", type=int, default=2020)
+    parser.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="also evaluate on test after every N-th epoch (0: only after the last)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="save the training state here after every epoch and resume from it if present",
+    )
     args = parser.parse_args()
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    if args.eval_every < 0:
+        parser.error("--eval-every must be 0 or more")
     return args
 
 
@@ -200,6 +231,67 @@ def build_config_dict(args: argparse.Namespace, data_root: Path, n_items: int) -
     }
 
 
+def write_json_atomic(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(temporary, path)
+
+
+# Settings that may change between a run and its resumption: where files are, how far to go.
+RESUMABLE_DIFFERENCES = {"data_path", "checkpoint_dir", "epochs", "eval_batch_size"}
+
+
+def save_state(state_dir: Path, model, trainer, train_data, epochs: list, config_dict) -> None:
+    """Model, Adam and random-generator state as a .npz of arrays (no pickle), atomically."""
+    arrays = {f"model.{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    for index, slots in trainer.optimizer.state_dict()["state"].items():
+        for name, value in slots.items():
+            arrays[f"adam.{index}.{name}"] = value.detach().cpu().numpy()
+    arrays["rng.torch"] = torch.get_rng_state().numpy()
+    arrays["rng.loader"] = train_data.generator.get_state().numpy()
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    arrays["rng.numpy.keys"] = keys
+    arrays["rng.numpy.rest"] = np.array([position, has_gauss, gauss], dtype=np.float64)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    temporary = state_dir / "state.tmp.npz"
+    np.savez(temporary, **arrays)
+    os.replace(temporary, state_dir / "state.npz")
+    write_json_atomic(state_dir / "epochs.json", {"config": config_dict, "epochs": epochs})
+
+
+def load_state(state_dir: Path | None, model, trainer, train_data, config_dict) -> list:
+    """The epochs already run, after restoring their state; [] when there is none."""
+    if state_dir is None or not (state_dir / "epochs.json").exists():
+        return []
+    saved = json.loads((state_dir / "epochs.json").read_text())
+    changed = sorted(
+        key
+        for key in set(saved["config"]) | set(config_dict)
+        if key not in RESUMABLE_DIFFERENCES and saved["config"].get(key) != config_dict.get(key)
+    )
+    if changed:
+        raise SystemExit(f"{state_dir}: saved with other settings ({', '.join(changed)})")
+    with np.load(state_dir / "state.npz", allow_pickle=False) as arrays:
+        model.load_state_dict(
+            {key[6:]: torch.from_numpy(arrays[key]) for key in arrays if key.startswith("model.")}
+        )
+        adam = trainer.optimizer.state_dict()
+        adam["state"] = {}
+        for key in (key for key in arrays if key.startswith("adam.")):
+            _, index, name = key.split(".")
+            adam["state"].setdefault(int(index), {})[name] = torch.from_numpy(arrays[key])
+        trainer.optimizer.load_state_dict(adam)
+        torch.set_rng_state(torch.from_numpy(arrays["rng.torch"]))
+        train_data.generator.set_state(torch.from_numpy(arrays["rng.loader"]))
+        position, has_gauss, gauss = arrays["rng.numpy.rest"]
+        np.random.set_state(
+            ("MT19937", arrays["rng.numpy.keys"], int(position), int(has_gauss), float(gauss))
+        )
+    print(f"resumed from {state_dir} after epoch {len(saved['epochs'])}", file=sys.stderr)
+    return saved["epochs"]
+
+
 def make_config(config_dict: dict) -> Config:
     # Config also parses sys.argv ("--key=value" would override the config): hide our arguments.
     argv, sys.argv = sys.argv, sys.argv[:1]
@@ -209,7 +301,8 @@ def make_config(config_dict: dict) -> Config:
         sys.argv = argv
 
 
-def run(args: argparse.Namespace, data_root: Path, train_rows, test_rows) -> dict:
+def run(args: argparse.Namespace, data_root: Path, train_rows, test_rows, write) -> None:
+    """Train and evaluate; write(record) after every epoch."""
     n_items = len({i for _, i in train_rows} | {i for _, i in test_rows})
     config_dict = build_config_dict(args, data_root, n_items)
     config = make_config(config_dict)
@@ -242,72 +335,79 @@ def run(args: argparse.Namespace, data_root: Path, train_rows, test_rows) -> dic
     trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
     seconds["trainer_build"] = time.perf_counter() - started
 
-    epoch_seconds: list[float] = []
-    epoch_losses: list[float] = []
-    train_epoch = trainer._train_epoch
+    epochs = load_state(args.state_dir, model, trainer, train_data, config_dict)
 
-    def timed_train_epoch(data, epoch_idx, loss_func=None, show_progress=False):
+    def evaluate() -> dict:
         sync()
         start = time.perf_counter()
-        loss = train_epoch(data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+        result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
         sync()
-        epoch_seconds.append(time.perf_counter() - start)
-        epoch_losses.append(float(sum(loss) if isinstance(loss, tuple) else loss))
-        print(
-            f"epoch {epoch_idx + 1}/{args.epochs}: {epoch_seconds[-1]:.2f} s, "
-            f"loss {epoch_losses[-1]:.4f} ({len(data)} batches)",
-            file=sys.stderr,
-        )
-        return loss
+        return {
+            "eval_seconds": round(time.perf_counter() - start, 4),
+            "recall@20": float(result[f"recall@{TOPK}"]),
+            "ndcg@20": float(result[f"ndcg@{TOPK}"]),
+        }
 
-    trainer._train_epoch = timed_train_epoch  # instance attribute: fit() calls self._train_epoch
-    started = time.perf_counter()
-    trainer.fit(train_data, valid_data=None, saved=False, verbose=False, show_progress=False)
-    seconds["fit_total"] = time.perf_counter() - started
-    if len(epoch_seconds) != args.epochs:
-        raise SystemExit(f"RecBole ran {len(epoch_seconds)} epochs, expected {args.epochs}")
+    def snapshot() -> dict:
+        evaluated = [epoch for epoch in epochs if "recall@20" in epoch]
+        record = {
+            "device": str(device),
+            "device_name": (
+                torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+            ),
+            "threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "finished": len(epochs) == args.epochs,
+            "epoch_seconds": [epoch["seconds"] for epoch in epochs],
+            "epoch_losses": [epoch["loss"] for epoch in epochs],
+            "epochs": epochs,
+            "load_preprocess_seconds": round(seconds["load_preprocess"], 4),
+            "model_build_seconds": round(seconds["model_build"], 4),
+            # Mostly one-off imports (torch.optim.Adam's first use imports torch._dynamo: ~2 s).
+            "trainer_build_seconds": round(seconds["trainer_build"], 4),
+            "data": facts,
+            "config_dict": config_dict,
+            "recbole_resolved": {
+                "train_neg_sample_args": config["train_neg_sample_args"],
+                "eval_batch_size": config["eval_batch_size"],
+                "require_pow": config["require_pow"],
+                "weight_decay": config["weight_decay"],
+            },
+        }
+        if evaluated and evaluated[-1] is epochs[-1]:
+            record["eval_seconds"] = epochs[-1]["eval_seconds"]
+            record["metrics_after_last_epoch"] = {
+                key: epochs[-1][key] for key in ("recall@20", "ndcg@20")
+            }
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device)
+            record["peak_gpu_memory_mib"] = round(peak / 2**20, 1)
+        return record
 
-    sync()
-    started = time.perf_counter()
-    result = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
-    sync()
-    seconds["eval"] = time.perf_counter() - started
-    metrics = {
-        "recall@20": float(result[f"recall@{TOPK}"]),
-        "ndcg@20": float(result[f"ndcg@{TOPK}"]),
-    }
-    print(
-        f"eval: {seconds['eval']:.2f} s, recall@20={metrics['recall@20']:.6f} "
-        f"ndcg@20={metrics['ndcg@20']:.6f}",
-        file=sys.stderr,
-    )
-
-    record = {
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "epoch_seconds": [round(value, 4) for value in epoch_seconds],
-        "epoch_losses": epoch_losses,
-        "eval_seconds": round(seconds["eval"], 4),
-        "load_preprocess_seconds": round(seconds["load_preprocess"], 4),
-        "model_build_seconds": round(seconds["model_build"], 4),
-        # Mostly one-off imports (torch.optim.Adam's first use imports torch._dynamo: ~2 s).
-        "trainer_build_seconds": round(seconds["trainer_build"], 4),
-        "fit_total_seconds": round(seconds["fit_total"], 4),
-        "metrics_after_last_epoch": metrics,
-        "data": facts,
-        "config_dict": config_dict,
-        "recbole_resolved": {
-            "train_neg_sample_args": config["train_neg_sample_args"],
-            "eval_batch_size": config["eval_batch_size"],
-            "require_pow": config["require_pow"],
-            "weight_decay": config["weight_decay"],
-        },
-    }
-    if device.type == "cuda":
-        record["peak_gpu_memory_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
-    return record
+    trainer.eval_collector.data_collect(train_data)  # what Trainer.fit does before its loop
+    # Trainer.fit(valid_data=None, saved=False) is this loop: one _train_epoch per epoch.
+    for epoch_idx in range(len(epochs), args.epochs):
+        sync()
+        start = time.perf_counter()
+        loss = trainer._train_epoch(train_data, epoch_idx, show_progress=False)
+        sync()
+        epoch = {
+            "epoch": epoch_idx + 1,
+            "seconds": round(time.perf_counter() - start, 4),
+            "loss": float(sum(loss) if isinstance(loss, tuple) else loss),
+            "threads": torch.get_num_threads(),
+        }
+        last = epoch_idx + 1 == args.epochs
+        if last or (args.eval_every and (epoch_idx + 1) % args.eval_every == 0):
+            epoch.update(evaluate())
+        epochs.append(epoch)
+        print(json.dumps(epoch), file=sys.stderr)
+        if args.state_dir:
+            save_state(args.state_dir, model, trainer, train_data, epochs, config_dict)
+        write(snapshot())
+    if "recall@20" not in epochs[-1]:  # resumed after its last epoch, before its evaluation
+        epochs[-1].update(evaluate())
+        write(snapshot())
 
 
 def main() -> None:
@@ -324,6 +424,22 @@ def main() -> None:
     test_rows = read_split(split_dir / "test.tsv")
 
     started = time.perf_counter()
+
+    def write(measured: dict) -> None:
+        record = {
+            "model": MODEL,
+            "split_dir": str(split_dir),
+            "recbole_version": recbole.__version__,
+            "torch_version": torch.__version__,
+            "python_version": platform.python_version(),
+            **measured,
+            "wall_seconds_after_reading_files": round(time.perf_counter() - started, 3),
+            # Linux reports ru_maxrss in KiB.
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "arguments": {key: str(value) for key, value in vars(args).items()},
+        }
+        write_json_atomic(out, record)
+
     with tempfile.TemporaryDirectory(prefix="recbole-lightgcn-speed-") as tmp:
         data_root = Path(tmp)
         dataset_dir = data_root / DATASET_NAME
@@ -334,25 +450,9 @@ def main() -> None:
         previous_cwd = os.getcwd()
         os.chdir(data_root)  # RecBole writes ./log_tensorboard (and saved/) relative to the cwd
         try:
-            measured = run(args, data_root, train_rows, test_rows)
+            run(args, data_root, train_rows, test_rows, write)
         finally:
             os.chdir(previous_cwd)
-    wall = time.perf_counter() - started
-
-    record = {
-        "model": MODEL,
-        "split_dir": str(split_dir),
-        "recbole_version": recbole.__version__,
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        **measured,
-        "wall_seconds_after_reading_files": round(wall, 3),
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "arguments": {key: str(value) for key, value in vars(args).items()},
-    }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {out}", file=sys.stderr)
 
 
