@@ -414,6 +414,8 @@ def main() -> None:
     args = parse_args()
     split_dir = args.split_dir.resolve()
     out = args.out.resolve()
+    if args.state_dir is not None:  # before run() changes the working directory
+        args.state_dir = args.state_dir.resolve()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
