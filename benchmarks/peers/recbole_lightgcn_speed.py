@@ -358,8 +358,7 @@ def run(args: argparse.Namespace, data_root: Path, train_rows, test_rows, write)
             "threads": torch.get_num_threads(),
             "cpu_count": os.cpu_count(),
             "finished": len(epochs) == args.epochs,
-            "epoch_seconds": [epoch["seconds"] for epoch in epochs],
-            "epoch_losses": [epoch["loss"] for epoch in epochs],
+            "epoch_seconds": [epoch["seconds"] for epoch in epochs],  # as the semrec side's
             "epochs": epochs,
             "load_preprocess_seconds": round(seconds["load_preprocess"], 4),
             "model_build_seconds": round(seconds["model_build"], 4),
