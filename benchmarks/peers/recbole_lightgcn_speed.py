@@ -232,6 +232,7 @@ def build_config_dict(args: argparse.Namespace, data_root: Path, n_items: int) -
 
 
 def write_json_atomic(path: Path, value) -> None:
+    """semrec.atomic.write_text_atomic's job: semrec is not installed in RecBole's venv."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(value, indent=1) + "\n")
