@@ -20,11 +20,12 @@ from semrec.models.graph import (
     NGCFPropagation,
     PropagatedEmbeddings,
     SimGCL,
+    gather_rows,
     mean_adjacency_with_self_loops,
     normalized_adjacency,
 )
 from semrec.training.loop import learning_rate_at
-from semrec.training.losses import info_nce
+from semrec.training.losses import info_nce, l2_penalty
 
 CPU = torch.device("cpu")
 
@@ -146,6 +147,32 @@ def test_the_product_gradient_equals_the_dense_gradient_on_a_non_symmetric_graph
     weights = torch.randn(5, 3)
     (dropped.product(x) * weights).sum().backward()
     torch.testing.assert_close(x.grad, dropped.adjacency.to_dense().T @ weights)
+
+
+def test_gathered_rows_and_their_gradient_equal_indexing_with_repeated_rows():
+    table = torch.arange(12, dtype=torch.float32).reshape(4, 3).requires_grad_()
+    index = torch.tensor([[2, 0], [2, 2]])  # row 2 three times, rows 1 and 3 never
+    weights = torch.tensor([[[1.0], [2.0]], [[3.0], [4.0]]])
+    rows = gather_rows(table, index)
+    torch.testing.assert_close(rows, table.detach()[index])
+    (rows * weights).sum().backward()
+    # d/d row 2 = 1 + 3 + 4, d/d row 0 = 2, rows 1 and 3 get nothing
+    expected = torch.tensor([[2.0] * 3, [0.0] * 3, [8.0] * 3, [0.0] * 3])
+    torch.testing.assert_close(table.grad, expected)
+
+
+def test_ego_penalty_counts_repeated_nodes_as_the_gathered_rows_do():
+    torch.manual_seed(0)
+    module = PropagatedEmbeddings(2, 3, embedding_size=4, n_layers=1, include_ego=True)
+    users, positives = torch.tensor([0, 0, 1]), torch.tensor([1, 1, 2])
+    negatives = torch.tensor([[0, 2], [2, 2], [0, 0]])  # two negatives per pair
+    ego = module.embedding.weight
+    expected = l2_penalty(ego[users], ego[2 + positives], ego[2 + negatives])
+    penalty = module.ego_penalty(users, positives, negatives)
+    torch.testing.assert_close(penalty, expected)
+    (gradient,) = torch.autograd.grad(penalty, ego)
+    (expected_gradient,) = torch.autograd.grad(expected, ego)
+    torch.testing.assert_close(gradient, expected_gradient)
 
 
 def test_info_nce_by_hand():

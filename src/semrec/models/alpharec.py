@@ -51,7 +51,14 @@ from torch import nn
 
 from semrec.errors import ModelError
 from semrec.models.base import Query, TrainData, register
-from semrec.models.graph import Graph, GraphConfig, GraphRecommender, SparseProduct, sparse_tensor
+from semrec.models.graph import (
+    Graph,
+    GraphConfig,
+    GraphRecommender,
+    SparseProduct,
+    gather_rows,
+    sparse_tensor,
+)
 
 #: weights of the reference MLP for text-embedding-3-large (3072 → 1536 → 64)
 REFERENCE_MLP_WEIGHTS = 3072 * 1536 + 1536 * 64
@@ -162,7 +169,7 @@ class AlphaRec(GraphRecommender):
 
     def _batch_terms(self, users, positives, negatives):
         user_final, item_final = self.module.propagate(self.graph)
-        scores = self._pair_scores(user_final[users], item_final, positives, negatives)
+        scores = self._pair_scores(gather_rows(user_final, users), item_final, positives, negatives)
         return *scores, torch.zeros((), device=self.device)
 
     def _load_state(self, tensors: dict[str, torch.Tensor]) -> None:

@@ -159,6 +159,33 @@ class SparseProduct(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.transpose, grad)
 
 
+class GatherRows(torch.autograd.Function):
+    """``table[index]`` along the first dimension, differentiable in ``table``.
+
+    The gradient is added back with ``index_add_``. Torch's own backward of indexing
+    (``index_put_`` with accumulation) took 17.7 ms against 2.0 ms to add 65,536 rows of 64
+    into Gowalla's 70,839 nodes on 2 CPU threads, and a BPR step takes six such gathers.
+    """
+
+    @staticmethod
+    def forward(ctx, table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(index)
+        ctx.table_shape = table.shape
+        return table.index_select(0, index)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (index,) = ctx.saved_tensors
+        table_grad = grad.new_zeros(ctx.table_shape)
+        return table_grad.index_add_(0, index, grad), None
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``table[index]`` for an index of any shape, through :class:`GatherRows`."""
+    rows = GatherRows.apply(table, index.reshape(-1))
+    return rows.reshape(*index.shape, *table.shape[1:])
+
+
 @dataclass(frozen=True, eq=False)
 class Graph:
     """The normalized adjacency of a training graph on a device, and dropout of its entries.
@@ -248,8 +275,15 @@ class PropagatedEmbeddings(nn.Module):
     def ego_penalty(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
     ) -> torch.Tensor:
+        """``l2_penalty`` of the batch's ego rows, summed as each node's squared norm times its
+        number of occurrences in the batch: the same value without gathering the rows, which
+        at batch 65536 on Gowalla are 2.8 times as many as the nodes."""
         ego = self.ego()
-        return l2_penalty(ego[users], ego[self.n_users + positives], ego[self.n_users + negatives])
+        nodes = torch.cat(
+            [users, self.n_users + positives.reshape(-1), self.n_users + negatives.reshape(-1)]
+        )
+        counts = torch.bincount(nodes, minlength=len(ego)).to(ego.dtype)
+        return counts @ (ego * ego).sum(1) / (2 * len(users))
 
 
 NGCFLayer = Literal["paper", "reference_code"]
@@ -431,15 +465,17 @@ class GraphRecommender(Recommender):
         """
         if self.config.loss == "softmax":
             user, item_final = F.normalize(user, dim=-1), F.normalize(item_final, dim=-1)
-        positive_scores = (user * item_final[positives]).sum(-1)
+        positive_scores = (user * gather_rows(item_final, positives)).sum(-1)
         if negatives.dim() == 1:
-            negative_scores = (user * item_final[negatives]).sum(-1)
+            negative_scores = (user * gather_rows(item_final, negatives)).sum(-1)
         elif self.config.shared_negatives:
-            negative_scores = user @ item_final[negatives[0]].T
+            negative_scores = user @ gather_rows(item_final, negatives[0]).T
         elif len(user) * len(item_final) <= DENSE_BATCH_SCORES:
             negative_scores = torch.gather(user @ item_final.T, 1, negatives)
         else:
-            negative_scores = torch.bmm(item_final[negatives], user.unsqueeze(2)).squeeze(2)
+            negative_scores = torch.bmm(
+                gather_rows(item_final, negatives), user.unsqueeze(2)
+            ).squeeze(2)
         return positive_scores, negative_scores
 
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -495,7 +531,7 @@ class LightGCN(GraphRecommender):
 
     def _batch_terms(self, users, positives, negatives):
         user_final, item_final = self.module.propagate(self.graph)
-        scores = self._pair_scores(user_final[users], item_final, positives, negatives)
+        scores = self._pair_scores(gather_rows(user_final, users), item_final, positives, negatives)
         penalty = self.module.ego_penalty(users, positives, negatives)
         return *scores, self.config.weight_decay * penalty
 
@@ -537,7 +573,8 @@ class NGCF(GraphRecommender):
     def _batch_terms(self, users, positives, negatives):
         graph = self.graph.with_dropout(self.config.node_dropout)
         user_final, item_final = self.module.propagate(graph)
-        user, positive, negative = user_final[users], item_final[positives], item_final[negatives]
+        user = gather_rows(user_final, users)
+        positive, negative = gather_rows(item_final, positives), gather_rows(item_final, negatives)
         penalty = l2_penalty(user, positive, negative)
         scores = self._pair_scores(user, item_final, positives, negatives)
         return *scores, self.config.weight_decay * penalty
@@ -573,7 +610,14 @@ class SimGCL(GraphRecommender):
             users_a, items_a = self.module.propagate(self.graph, noise=config.noise)
             users_b, items_b = self.module.propagate(self.graph, noise=config.noise)
             contrastive = info_nce(
-                users_a[unique_users], users_b[unique_users], config.temperature
-            ) + info_nce(items_a[unique_items], items_b[unique_items], config.temperature)
+                gather_rows(users_a, unique_users),
+                gather_rows(users_b, unique_users),
+                config.temperature,
+            ) + info_nce(
+                gather_rows(items_a, unique_items),
+                gather_rows(items_b, unique_items),
+                config.temperature,
+            )
             extra = extra + config.contrastive_weight * contrastive
-        return *self._pair_scores(user_final[users], item_final, positives, negatives), extra
+        user = gather_rows(user_final, users)
+        return *self._pair_scores(user, item_final, positives, negatives), extra
