@@ -23,6 +23,7 @@ from semrec.models.graph import (
     gather_rows,
     mean_adjacency_with_self_loops,
     normalized_adjacency,
+    users_and_items,
 )
 from semrec.training.loop import learning_rate_at
 from semrec.training.losses import info_nce, l2_penalty
@@ -273,3 +274,11 @@ def test_simgcl_without_the_contrastive_term_draws_no_noisy_views():
     torch.testing.assert_close(negative_scores, (user * item_final[negatives]).sum(dim=1))
     penalty = model.module.ego_penalty(users, positives, negatives)
     torch.testing.assert_close(extra, model.config.weight_decay * penalty)
+
+
+def test_users_and_items_splits_rows_and_passes_gradients_back():
+    table = torch.arange(12.0).reshape(6, 2).requires_grad_()
+    users, items = users_and_items(table, 2)
+    assert users.tolist() == [[0.0, 1.0], [2.0, 3.0]] and len(items) == 4
+    (users.sum() + 2 * items.sum()).backward()
+    assert table.grad.tolist() == [[1.0, 1.0]] * 2 + [[2.0, 2.0]] * 4

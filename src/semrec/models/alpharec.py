@@ -58,6 +58,7 @@ from semrec.models.graph import (
     SparseProduct,
     gather_rows,
     sparse_tensor,
+    users_and_items,
 )
 
 #: weights of the reference MLP for text-embedding-3-large (3072 → 1536 → 64)
@@ -109,7 +110,7 @@ class LanguageProjection(nn.Module):
             layer = graph.product(layer)
             total = total + layer
         final = total / (self.n_layers + 1)
-        return final[: self.n_users], final[self.n_users :]
+        return users_and_items(final, self.n_users)
 
 
 def history_mean_operator(

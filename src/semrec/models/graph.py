@@ -165,7 +165,7 @@ class GatherRows(torch.autograd.Function):
     The gradient is added back with ``index_add_``. With torch's own backward of indexing
     (``index_put_`` with accumulation), gathering 65,536 rows of Gowalla's 70,839 x 64 node
     table took 22.4 ms forward + backward on 2 CPU threads, against 3.5 ms this way
-    (benchmarks/propagation_speed.py), and a BPR step takes six such gathers.
+    (benchmarks/propagation_speed.py), and a BPR step gathers three rows per training pair.
     """
 
     @staticmethod
@@ -185,6 +185,14 @@ def gather_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``table[index]`` for an index of any shape, through :class:`GatherRows`."""
     rows = GatherRows.apply(table, index.reshape(-1))
     return rows.reshape(*index.shape, *table.shape[1:])
+
+
+def users_and_items(table: torch.Tensor, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The user rows and the item rows of a node table (users first), as one ``split``: its
+    backward writes the two gradients into one new table, where two slices would each fill
+    a zero table of the full size and add them."""
+    users, items = table.split([n_users, len(table) - n_users])
+    return users, items
 
 
 @dataclass(frozen=True, eq=False)
@@ -271,7 +279,7 @@ class PropagatedEmbeddings(nn.Module):
                 )
             total = total + layer
         final = total / (self.n_layers + int(self.include_ego))
-        return final[: self.n_users], final[self.n_users :]
+        return users_and_items(final, self.n_users)
 
     def ego_penalty(
         self, users: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor
@@ -334,7 +342,7 @@ class NGCFPropagation(nn.Module):
             layer = F.dropout(layer, self.message_dropout, self.training)
             layers.append(F.normalize(layer, dim=1))
         final = torch.cat(layers, dim=1)
-        return final[: self.n_users], final[self.n_users :]
+        return users_and_items(final, self.n_users)
 
 
 #: per-pair negatives are read off a dense [batch, items] score matrix up to this many cells
@@ -466,10 +474,11 @@ class GraphRecommender(Recommender):
         """
         if self.config.loss == "softmax":
             user, item_final = F.normalize(user, dim=-1), F.normalize(item_final, dim=-1)
+        if negatives.dim() == 1:  # BPR: one gather, so one gradient table, for both
+            positive, negative = gather_rows(item_final, torch.stack([positives, negatives]))
+            return (user * positive).sum(-1), (user * negative).sum(-1)
         positive_scores = (user * gather_rows(item_final, positives)).sum(-1)
-        if negatives.dim() == 1:
-            negative_scores = (user * gather_rows(item_final, negatives)).sum(-1)
-        elif self.config.shared_negatives:
+        if self.config.shared_negatives:
             negative_scores = user @ gather_rows(item_final, negatives[0]).T
         elif len(user) * len(item_final) <= DENSE_BATCH_SCORES:
             negative_scores = torch.gather(user @ item_final.T, 1, negatives)
@@ -575,8 +584,8 @@ class NGCF(GraphRecommender):
         graph = self.graph.with_dropout(self.config.node_dropout)
         user_final, item_final = self.module.propagate(graph)
         user = gather_rows(user_final, users)
-        positive, negative = gather_rows(item_final, positives), gather_rows(item_final, negatives)
-        penalty = l2_penalty(user, positive, negative)
+        items = gather_rows(item_final, torch.cat([positives, negatives.reshape(-1)]))
+        penalty = l2_penalty(user, items[: len(users)], items[len(users) :])
         scores = self._pair_scores(user, item_final, positives, negatives)
         return *scores, self.config.weight_decay * penalty
 
