@@ -24,6 +24,7 @@ from semrec.models.graph import (
     mean_adjacency_with_self_loops,
     normalized_adjacency,
     users_and_items,
+    xavier_uniform_per_table,
 )
 from semrec.training.loop import learning_rate_at
 from semrec.training.losses import info_nce, l2_penalty
@@ -282,3 +283,20 @@ def test_users_and_items_splits_rows_and_passes_gradients_back():
     assert users.tolist() == [[0.0, 1.0], [2.0, 3.0]] and len(items) == 4
     (users.sum() + 2 * items.sum()).backward()
     assert table.grad.tolist() == [[1.0, 1.0]] * 2 + [[2.0, 2.0]] * 4
+
+
+def test_xavier_per_table_draws_users_and_items_with_their_own_bounds():
+    # 30 users and 1,000 items of 8 dims: bounds √(6/38) = 0.397 and √(6/1008) = 0.077
+    weight = torch.empty(1030, 8)
+    torch.manual_seed(0)
+    xavier_uniform_per_table(weight, 30)
+    users, items = users_and_items(weight, 30)
+    assert 0.3 < users.abs().max() <= (6 / 38) ** 0.5
+    assert 0.07 < items.abs().max() <= (6 / 1008) ** 0.5
+    ngcf = NGCFPropagation(30, 1000, 8, n_layers=1, message_dropout=0.0)
+    assert ngcf.embedding.weight[:30].abs().max() > 0.3  # not the joint bound √(6/1038) = 0.076
+    simgcl = SimGCL(epochs=1, contrastive_weight=0.0, **FAST).fit(TrainData(small_interactions()))
+    weight = simgcl._module().embedding.weight
+    joint_bound = (6 / (len(weight) + weight.shape[1])) ** 0.5
+    user_bound = (6 / (simgcl.n_users + weight.shape[1])) ** 0.5
+    assert joint_bound < weight[: simgcl.n_users].abs().max() <= user_bound
