@@ -9,7 +9,7 @@
 # (config files, logging, its per-user Python evaluation) is replaced by the harness. The
 # commits are the versions these files had when the comparison was made: SimGCL.py,
 # sampler.py and data.py at de8c626a, the PyTorch losses at 09e452bd, ui_graph.py at 15195074,
-# torch_interface.py at b8a30c83. SELFRec has no licence file; nothing from it enters semrec.
+# torch_interface.py at b8a30c83. Nothing from SELFRec enters semrec.
 # Needs network access to raw.githubusercontent.com. Idempotent.
 set -euo pipefail
 
